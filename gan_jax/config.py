@@ -1,0 +1,140 @@
+"""The typed configuration of one run, and its validation.
+
+`experiments/run.py` turns absl flags into a `Config` (one flag per field, the
+field's metadata gives the help text); the library never reads flags. Every bad
+value is rejected by `validate` with a `ConfigError` naming the flag, the value
+and what is allowed.
+"""
+import dataclasses
+from typing import Any
+
+LOSS_NAMES = ("nonsaturating", "minimax", "wgan", "hinge", "lsgan")
+MODEL_NAMES = ("mlp", "dcgan")
+TOY_DATASETS = ("ring", "grid", "gauss1d")
+IMAGE_DATASETS = ("mnist5k", "tfds:NAME[:SPLIT]", "folder:PATH")
+D_ACTIVATIONS = ("relu", "leaky_relu", "maxout")
+OUTPUT_ACTIVATIONS = ("linear", "tanh", "sigmoid")
+LR_SCHEDULES = ("constant", "cosine")
+RESOLUTIONS = (28, 32, 64)
+
+
+class ConfigError(ValueError):
+  """A flag has a value the framework cannot run with."""
+
+  def __init__(self, flag: str, value: Any, allowed: str):
+    self.flag, self.value = flag, value
+    super().__init__(f"--{flag}={value!s}: {allowed}")
+
+
+def _field(default, help_text, **kw):
+  return dataclasses.field(default=default, metadata={"help": help_text}, **kw)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """All settings of a run. Shape-defining fields are listed in `SHAPE_FIELDS`."""
+  workdir: str = _field("", "Directory for metrics, samples and checkpoints (required).")
+  seed: int = _field(0, "One seed fixes the whole run: init, latents, data order.")
+  # Data.
+  dataset: str = _field("ring", "ring | grid | gauss1d | mnist5k | tfds:NAME[:SPLIT] | folder:PATH.")
+  data_dir: str = _field("", "tfds data_dir (where `tfds build` put the data).")
+  data_scale: float = _field(1.0, "Toy data: train on x * data_scale; samples are scaled back for metrics.")
+  resolution: int = _field(32, "Image side in pixels for image datasets: 28, 32 or 64.")
+  # Model.
+  model: str = _field("mlp", "mlp (Goodfellow et al. 2014) | dcgan (Radford et al. 2015).")
+  latent_dim: int = _field(100, "Size of z ~ N(0, I).")
+  g_hidden: tuple = _field((256, 256, 256), "MLP generator hidden widths.")
+  d_hidden: tuple = _field((256, 256, 256), "MLP discriminator hidden widths.")
+  d_activation: str = _field("relu", "MLP discriminator units: relu | leaky_relu | maxout.")
+  maxout_pieces: int = _field(5, "Pieces per maxout unit.")
+  d_dropout: float = _field(0.0, "Dropout rate on the MLP discriminator's inputs and hidden units.")
+  g_output: str = _field("linear", "Generator output activation: linear | tanh | sigmoid (images use tanh).")
+  width: int = _field(64, "DCGAN base width: channels of G's last hidden layer and D's first.")
+  bn_sync: bool = _field(True, "Batch-norm statistics over the global batch (True) or per device.")
+  pack: int = _field(1, "PacGAN packing: D judges `pack` samples at once (Lin et al. 2018).")
+  # Objective and optimisation.
+  loss: str = _field("nonsaturating", "nonsaturating | minimax | wgan | hinge | lsgan.")
+  d_steps: int = _field(1, "k: discriminator steps per generator step.")
+  label_smoothing: float = _field(0.0, "One-sided label smoothing: real targets 1 - s.")
+  batch_size: int = _field(64, "Global batch size (all devices together).")
+  train_steps: int = _field(10000, "Generator steps to train for.")
+  lr_g: float = _field(2e-4, "Generator Adam learning rate.")
+  lr_d: float = _field(2e-4, "Discriminator Adam learning rate.")
+  beta1: float = _field(0.5, "Adam beta1 (DCGAN: 0.5).")
+  beta2: float = _field(0.999, "Adam beta2.")
+  lr_schedule: str = _field("constant", "constant | cosine (decay to 0 at train_steps).")
+  ema_decay: float = _field(0.0, "EMA of G's weights for samples and evaluation; 0 turns it off.")
+  steps_per_call: int = _field(1, "Training steps per jitted call (lax.scan); >1 pays off for small MLPs.")
+  # Evaluation, logging, checkpoints.
+  eval_every: int = _field(1000, "Steps between evaluations (metrics.jsonl, samples).")
+  eval_samples: int = _field(2500, "Generator samples per toy evaluation (PacGAN protocol: 2,500).")
+  log_every: int = _field(100, "Steps between console progress lines.")
+  checkpoint_every: int = _field(1000, "Steps between checkpoints.")
+  keep_checkpoints: int = _field(2, "Newest checkpoints kept.")
+
+  @property
+  def is_toy(self) -> bool:
+    return self.dataset in TOY_DATASETS
+
+
+def _require(ok: bool, flag: str, value, allowed: str):
+  if not ok:
+    raise ConfigError(flag, value, allowed)
+
+
+def _one_of(cfg: Config, flag: str, choices):
+  value = getattr(cfg, flag)
+  _require(value in choices, flag, value, f"valid choices: {', '.join(map(str, choices))}")
+
+
+def _positive(cfg: Config, *flags):
+  for flag in flags:
+    value = getattr(cfg, flag)
+    _require(value > 0, flag, value, "must be a positive number")
+
+
+def validate(cfg: Config) -> Config:
+  """Returns `cfg` unchanged if every field is usable; raises `ConfigError` otherwise."""
+  _require(bool(cfg.workdir), "workdir", cfg.workdir, "required: a directory for this run's outputs")
+  _one_of(cfg, "loss", LOSS_NAMES)
+  _one_of(cfg, "model", MODEL_NAMES)
+  _one_of(cfg, "d_activation", D_ACTIVATIONS)
+  _one_of(cfg, "g_output", OUTPUT_ACTIVATIONS)
+  _one_of(cfg, "lr_schedule", LR_SCHEDULES)
+  ds = cfg.dataset
+  ok_ds = ds in TOY_DATASETS or ds == "mnist5k" or (
+      ds.startswith("tfds:") and len(ds) > 5) or (ds.startswith("folder:") and len(ds) > 7)
+  _require(ok_ds, "dataset", ds, "valid choices: " + ", ".join(TOY_DATASETS + IMAGE_DATASETS))
+  _positive(cfg, "batch_size", "train_steps", "d_steps", "latent_dim", "width", "pack",
+            "steps_per_call", "eval_every", "eval_samples", "log_every", "checkpoint_every",
+            "keep_checkpoints", "maxout_pieces", "lr_g", "lr_d", "data_scale")
+  _require(0.0 <= cfg.label_smoothing < 1.0, "label_smoothing", cfg.label_smoothing, "must lie in [0, 1)")
+  _require(0.0 <= cfg.d_dropout < 1.0, "d_dropout", cfg.d_dropout, "must lie in [0, 1)")
+  _require(0.0 <= cfg.ema_decay < 1.0, "ema_decay", cfg.ema_decay, "must lie in [0, 1)")
+  _require(0.0 <= cfg.beta1 < 1.0, "beta1", cfg.beta1, "must lie in [0, 1)")
+  _require(0.0 <= cfg.beta2 < 1.0, "beta2", cfg.beta2, "must lie in [0, 1)")
+  for flag in ("g_hidden", "d_hidden"):
+    value = getattr(cfg, flag)
+    _require(len(value) > 0 and all(int(w) > 0 for w in value), flag, ",".join(map(str, value)),
+             "a comma-separated list of positive widths")
+  _require(cfg.batch_size % cfg.pack == 0, "pack", cfg.pack,
+           f"must divide --batch_size={cfg.batch_size}")
+  if not cfg.is_toy:
+    _one_of(cfg, "resolution", RESOLUTIONS)
+  if cfg.model == "dcgan":
+    _require(not cfg.is_toy, "model", cfg.model, f"dcgan needs an image dataset, not --dataset={ds}")
+  for flag in ("eval_every", "checkpoint_every"):
+    value = getattr(cfg, flag)
+    _require(value % cfg.steps_per_call == 0, flag, value,
+             f"must be a multiple of --steps_per_call={cfg.steps_per_call}")
+  return cfg
+
+
+# Fields that fix the shapes of the state: a checkpoint cannot be resumed with others.
+SHAPE_FIELDS = ("model", "dataset", "resolution", "latent_dim", "g_hidden", "d_hidden",
+                "d_activation", "maxout_pieces", "width", "pack", "g_output", "loss", "ema_decay")
+
+
+def to_dict(cfg: Config) -> dict:
+  d = dataclasses.asdict(cfg)
+  return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}

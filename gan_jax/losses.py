@@ -1,0 +1,98 @@
+"""GAN objectives as pure functions of discriminator logits.
+
+D(x) = sigmoid(l(x)). Every log-probability goes through `jax.nn.log_sigmoid`,
+so logits of +-100 give finite values and finite gradients:
+  log D(x)     = log_sigmoid(l),
+  log(1 - D(x)) = log_sigmoid(-l).
+
+Shapes: `real_logits` is [B] or [B, 1] for data x ~ p_data, `fake_logits` the
+same for G(z), z ~ p_z. Every loss returns a scalar (a mean over the batch).
+"""
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+
+def value_function(real_logits, fake_logits):
+  """V(D, G) = E_x[log D(x)] + E_z[log(1 - D(G(z)))] (Goodfellow et al. 2014, eq. 1)."""
+  return (jnp.mean(jax.nn.log_sigmoid(real_logits))
+          + jnp.mean(jax.nn.log_sigmoid(-fake_logits)))
+
+
+def discriminator_loss(real_logits, fake_logits, label_smoothing=0.0):
+  """-V(D, G): the cross-entropy D minimises, with one-sided label smoothing.
+
+  Real targets are 1 - label_smoothing, fake targets stay 0 (Salimans et al.
+  2016; NIPS 2016 tutorial, sec. 4.2): smoothing the fake side would move D*.
+  """
+  target = 1.0 - label_smoothing
+  real = target * jax.nn.log_sigmoid(real_logits) + (1.0 - target) * jax.nn.log_sigmoid(-real_logits)
+  return -(jnp.mean(real) + jnp.mean(jax.nn.log_sigmoid(-fake_logits)))
+
+
+def minimax_generator_loss(fake_logits):
+  """E_z[log(1 - D(G(z)))]: the saturating loss of the original minimax game.
+
+  Its gradient vanishes as D(G(z)) -> 0, i.e. early in training.
+  """
+  return jnp.mean(jax.nn.log_sigmoid(-fake_logits))
+
+
+def nonsaturating_generator_loss(fake_logits):
+  """-E_z[log D(G(z))]: same fixed point as the minimax loss, strong gradients early."""
+  return -jnp.mean(jax.nn.log_sigmoid(fake_logits))
+
+
+def wasserstein_critic_loss(real_logits, fake_logits, label_smoothing=0.0):
+  """E[f(G(z))] - E[f(x)] (Arjovsky et al. 2017): minus the Kantorovich-Rubinstein estimate of W1.
+
+  `label_smoothing` has no meaning for a critic and is ignored.
+  """
+  del label_smoothing
+  return jnp.mean(fake_logits) - jnp.mean(real_logits)
+
+
+def wasserstein_generator_loss(fake_logits):
+  """-E[f(G(z))]."""
+  return -jnp.mean(fake_logits)
+
+
+def hinge_discriminator_loss(real_logits, fake_logits, label_smoothing=0.0):
+  """E[max(0, 1 - f(x))] + E[max(0, 1 + f(G(z)))] (Lim & Ye 2017; Miyato et al. 2018)."""
+  del label_smoothing
+  return jnp.mean(jax.nn.relu(1.0 - real_logits)) + jnp.mean(jax.nn.relu(1.0 + fake_logits))
+
+
+def least_squares_discriminator_loss(real_logits, fake_logits, label_smoothing=0.0):
+  """1/2 E[(f(x) - b)^2] + 1/2 E[f(G(z))^2], b = 1 - label_smoothing (Mao et al. 2017, eq. 2, a=0, b=c=1)."""
+  target = 1.0 - label_smoothing
+  return 0.5 * jnp.mean((real_logits - target) ** 2) + 0.5 * jnp.mean(fake_logits ** 2)
+
+
+def least_squares_generator_loss(fake_logits):
+  """1/2 E[(f(G(z)) - 1)^2]."""
+  return 0.5 * jnp.mean((fake_logits - 1.0) ** 2)
+
+
+class GANLoss(NamedTuple):
+  """A named pair: d_loss(real_logits, fake_logits, label_smoothing) and g_loss(fake_logits)."""
+  d_loss: Callable
+  g_loss: Callable
+
+
+LOSSES = {
+    "nonsaturating": GANLoss(discriminator_loss, nonsaturating_generator_loss),
+    "minimax": GANLoss(discriminator_loss, minimax_generator_loss),
+    "wgan": GANLoss(wasserstein_critic_loss, wasserstein_generator_loss),
+    "hinge": GANLoss(hinge_discriminator_loss, wasserstein_generator_loss),
+    "lsgan": GANLoss(least_squares_discriminator_loss, least_squares_generator_loss),
+}
+
+
+def get_loss(name: str) -> GANLoss:
+  """Looks a loss pair up in `LOSSES`; a KeyError lists the valid names."""
+  try:
+    return LOSSES[name]
+  except KeyError:
+    raise KeyError(f"unknown loss {name!r}; valid: {', '.join(sorted(LOSSES))}") from None

@@ -1,0 +1,77 @@
+"""DCGAN (Radford et al. 2015): all-convolutional G and D with batch norm.
+
+Architecture guidelines of the paper (sec. 3): strided convolutions instead of
+pooling; batch norm in G and D except G's output and D's input layers; no
+fully connected hidden layers (G's first layer is a projection of z reshaped to
+a 4x4 (7x7 for 28 px) map, D's last a convolution covering the final map);
+ReLU in G with tanh on the output; LeakyReLU(0.2) in D; weights N(0, 0.02).
+
+For `resolution=32, width=64, channels=1`:
+  G: z[100] -> 256@4x4 -> 128@8x8 -> 64@16x16 -> 1@32x32
+  D: 1@32x32 -> 64@16x16 -> 128@8x8 -> 256@4x4 -> logit
+"""
+import math
+from typing import Optional
+
+import flax.linen as nn
+import jax
+
+from gan_jax.nets.layers import ConvTranspose2x
+
+INIT = nn.initializers.normal(0.02)
+
+
+def _layout(resolution: int):
+  """(side of the smallest map, number of 2x resamplings)."""
+  start = 7 if resolution == 28 else 4
+  n = int(round(math.log2(resolution // start)))
+  if start * 2 ** n != resolution:
+    raise ValueError(f"DCGAN supports resolutions 28, 32 and 64, not {resolution}")
+  return start, n
+
+
+def _batch_norm(train: bool, axis_name: Optional[str]):
+  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                      axis_name=axis_name if train else None,
+                      scale_init=lambda k, s, d=None: 1.0 + 0.02 * jax.random.normal(k, s))
+
+
+class DCGANGenerator(nn.Module):
+  """z [B, latent] -> images [B, resolution, resolution, channels] in [-1, 1]."""
+  resolution: int = 32
+  channels: int = 1
+  width: int = 64
+  bn_axis_name: Optional[str] = None
+
+  @nn.compact
+  def __call__(self, z, train: bool = True):
+    start, n_up = _layout(self.resolution)
+    c = self.width * 2 ** (n_up - 1)
+    h = nn.Dense(start * start * c, use_bias=False, kernel_init=INIT)(z)
+    h = h.reshape(z.shape[0], start, start, c)
+    h = nn.relu(_batch_norm(train, self.bn_axis_name)(h))
+    for _ in range(n_up - 1):
+      c //= 2
+      h = ConvTranspose2x(c, use_bias=False, kernel_init=INIT)(h)
+      h = nn.relu(_batch_norm(train, self.bn_axis_name)(h))
+    return nn.tanh(ConvTranspose2x(self.channels, kernel_init=INIT)(h))
+
+
+class DCGANDiscriminator(nn.Module):
+  """images [B, R, R, C] -> logits [B]; `features=True` also returns the last feature map."""
+  resolution: int = 32
+  width: int = 64
+  bn_axis_name: Optional[str] = None
+
+  @nn.compact
+  def __call__(self, x, train: bool = True, features: bool = False):
+    start, n_down = _layout(self.resolution)
+    h = x
+    for i in range(n_down):
+      h = nn.Conv(self.width * 2 ** i, (4, 4), strides=(2, 2), padding="SAME",
+                  use_bias=(i == 0), kernel_init=INIT)(h)
+      if i > 0:
+        h = _batch_norm(train, self.bn_axis_name)(h)
+      h = nn.leaky_relu(h, 0.2)
+    logits = nn.Conv(1, (start, start), padding="VALID", kernel_init=INIT)(h).reshape(x.shape[0])
+    return (logits, h) if features else logits

@@ -1,0 +1,45 @@
+"""Device mesh, data-parallel placement and multi-host start-up.
+
+One mesh axis, 'data': the global batch is split across every device of every
+host, the state is replicated. Each process feeds only its own rows of a global
+batch; `jax.make_array_from_process_local_data` assembles the global array.
+"""
+import jax
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from gan_jax.steps import DATA_AXIS
+
+
+def make_mesh() -> jax.sharding.Mesh:
+  """A 1-D mesh over all devices of all processes, axis 'data'."""
+  return jax.make_mesh((jax.device_count(),), (DATA_AXIS,))
+
+
+def replicate(tree, mesh):
+  """Places a pytree on every device of `mesh` (P())."""
+  return jax.device_put(tree, NamedSharding(mesh, P()))
+
+
+def process_rows(global_batch: int) -> slice:
+  """This process's rows of a global batch (contiguous, equal shares)."""
+  n, i = jax.process_count(), jax.process_index()
+  per = global_batch // n
+  return slice(i * per, (i + 1) * per)
+
+
+def shard_batches(batches, mesh):
+  """Process-local batches, leaves [S, k, b_local, ...] -> global arrays sharded on axis 2."""
+  sharding = NamedSharding(mesh, P(None, None, DATA_AXIS))
+  return jax.tree.map(lambda a: jax.make_array_from_process_local_data(sharding, np.asarray(a)),
+                      batches)
+
+
+def check_batch_divides(batch_size: int, mesh) -> None:
+  """The global batch must split evenly over devices and processes."""
+  from gan_jax.config import ConfigError
+  if batch_size % mesh.size:
+    raise ConfigError("batch_size", batch_size,
+                      f"must be divisible by the number of devices ({mesh.size}); "
+                      f"try --batch_size={max(mesh.size, batch_size // mesh.size * mesh.size)}")

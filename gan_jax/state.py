@@ -1,0 +1,77 @@
+"""The training state: one pytree holding everything a resumed run needs."""
+from typing import Any
+
+import flax
+import flax.struct
+import jax
+import jax.numpy as jnp
+import optax
+
+from gan_jax.nets import GANNets
+from gan_jax.nets.layers import pack_samples
+
+PyTree = Any
+
+
+@flax.struct.dataclass
+class GANState:
+  """Pure-array pytree; `d_step`/`g_step` map it to a new one.
+
+  step:         generator updates so far (int32 scalar); also the schedule's clock.
+  d_updates:    discriminator updates so far (k per generator step).
+  g_params, d_params:            network weights.
+  g_collections, d_collections:  other Flax collections (batch_stats), {} for MLPs.
+  g_opt_state, d_opt_state:      optax states, one per player.
+  ema_g_params: exponential moving average of g_params (equal to them when ema_decay=0),
+                the generator used for samples and evaluation.
+  rng:          uint32[2] base key; each step folds in its own counter.
+  """
+  step: jax.Array
+  d_updates: jax.Array
+  g_params: PyTree
+  g_collections: PyTree
+  g_opt_state: PyTree
+  d_params: PyTree
+  d_collections: PyTree
+  d_opt_state: PyTree
+  ema_g_params: PyTree
+  rng: jax.Array
+
+
+def _schedule(lr: float, kind: str, decay_steps: int):
+  if kind == "cosine":
+    return optax.cosine_decay_schedule(lr, decay_steps)
+  return optax.constant_schedule(lr)
+
+
+def make_optimizers(cfg):
+  """Adam for each player (DCGAN: 2e-4, beta1 0.5); D's schedule counts D updates."""
+  g_tx = optax.adam(_schedule(cfg.lr_g, cfg.lr_schedule, cfg.train_steps), b1=cfg.beta1, b2=cfg.beta2)
+  d_tx = optax.adam(_schedule(cfg.lr_d, cfg.lr_schedule, cfg.train_steps * cfg.d_steps),
+                    b1=cfg.beta1, b2=cfg.beta2)
+  return g_tx, d_tx
+
+
+def _split_variables(variables):
+  variables = flax.core.unfreeze(variables)
+  params = variables.pop("params")
+  return params, variables
+
+
+def create_state(cfg, nets: GANNets, g_tx, d_tx) -> GANState:
+  """Initialises both networks and optimisers from `cfg.seed` alone."""
+  key_g, key_d, key_run = jax.random.split(jax.random.PRNGKey(cfg.seed), 3)
+  z = jnp.zeros((cfg.pack, nets.latent_dim), jnp.float32)
+  x = jnp.zeros((cfg.pack, *nets.data_shape), jnp.float32)
+  g_params, g_collections = _split_variables(nets.generator.init({"params": key_g}, z, train=False))
+  d_params, d_collections = _split_variables(
+      nets.discriminator.init({"params": key_d}, pack_samples(x, cfg.pack), train=False))
+  return GANState(
+      step=jnp.zeros((), jnp.int32), d_updates=jnp.zeros((), jnp.int32),
+      g_params=g_params, g_collections=g_collections, g_opt_state=g_tx.init(g_params),
+      d_params=d_params, d_collections=d_collections, d_opt_state=d_tx.init(d_params),
+      ema_g_params=jax.tree.map(jnp.copy, g_params), rng=key_run)
+
+
+def count_params(tree: PyTree) -> int:
+  return sum(x.size for x in jax.tree.leaves(tree))

@@ -1,0 +1,166 @@
+"""Pure training steps: `d_step(state, batch)`, `g_step(state)`, `train_step(state, batches)`.
+
+Each is a pure function of pytrees; randomness comes from `state.rng` folded
+with the step counters, so a step is reproducible from the state alone.
+Run per device under `jax.shard_map` (see `make_train_fn`): `batch` is then the
+device's slice of the global batch, and gradients, metrics and batch-norm
+running statistics are averaged over the `axis_name` axis with `lax.pmean`
+(pmap-style SPMD). With `axis_name=None` the same functions run on one device.
+"""
+from typing import Callable, NamedTuple, Optional
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax import lax
+from jax.sharding import PartitionSpec as P
+
+from gan_jax import losses
+from gan_jax.nets import GANNets
+from gan_jax.nets.layers import pack_samples
+from gan_jax.state import GANState
+
+DATA_AXIS = "data"
+
+
+class StepFns(NamedTuple):
+  d_step: Callable   # (state, batch) -> (state, metrics); batch leaves [B_local, ...]
+  g_step: Callable   # (state) -> (state, metrics)
+  train_step: Callable  # (state, batches) -> (state, metrics); batches leaves [k, B_local, ...]
+
+
+def _apply(module, params, collections, x, train, rng=None):
+  """Applies a Flax module; returns (output, updated collections)."""
+  variables = {"params": params, **collections}
+  rngs = {"dropout": rng} if rng is not None else None
+  if train and collections:
+    return module.apply(variables, x, train=True, rngs=rngs, mutable=list(collections))
+  return module.apply(variables, x, train=train, rngs=rngs), collections
+
+
+def _pmean(tree, axis_name):
+  return tree if axis_name is None else lax.pmean(tree, axis_name)
+
+
+def _device_key(key, axis_name):
+  """A key that differs across devices (dropout); equal to `key` on one device."""
+  return key if axis_name is None else jax.random.fold_in(key, lax.axis_index(axis_name))
+
+
+def sample_latents(key, local_batch: int, latent_dim: int, axis_name: Optional[str] = None):
+  """z ~ N(0, I), [local_batch, latent_dim]: this device's rows of one global draw.
+
+  Drawing the global batch and slicing makes the latents, and so training, the
+  same whatever the number of devices.
+  """
+  if axis_name is None:
+    return jax.random.normal(key, (local_batch, latent_dim))
+  n = lax.axis_size(axis_name)
+  z = jax.random.normal(key, (local_batch * n, latent_dim))
+  return lax.dynamic_slice_in_dim(z, lax.axis_index(axis_name) * local_batch, local_batch)
+
+
+def make_steps(cfg, nets: GANNets, g_tx, d_tx, axis_name: Optional[str] = None,
+               num_devices: int = 1) -> StepFns:
+  """Builds the pure step functions for one config."""
+  loss = losses.get_loss(cfg.loss)
+  local_batch = cfg.batch_size // num_devices
+  G, D = nets.generator, nets.discriminator
+
+  def discriminate(d_params, d_collections, x, key):
+    return _apply(D, d_params, d_collections, pack_samples(x, cfg.pack), True, key)
+
+  def d_step(state: GANState, batch):
+    """One discriminator update: descend -V(D, G) (or the chosen critic loss) in D's weights."""
+    key = jax.random.fold_in(jax.random.fold_in(state.rng, 0), state.d_updates)
+    key_z, key_real, key_fake = jax.random.split(key, 3)
+    x_real = batch["x"]
+    z = sample_latents(key_z, x_real.shape[0], nets.latent_dim, axis_name)
+    x_fake, _ = _apply(G, state.g_params, state.g_collections, z, True)
+    x_fake = lax.stop_gradient(x_fake)
+
+    def loss_fn(d_params):
+      real_logits, cols = discriminate(d_params, state.d_collections, x_real,
+                                       _device_key(key_real, axis_name))
+      fake_logits, cols = discriminate(d_params, cols, x_fake, _device_key(key_fake, axis_name))
+      return loss.d_loss(real_logits, fake_logits, cfg.label_smoothing), (cols, real_logits, fake_logits)
+
+    (d_loss, (cols, real_logits, fake_logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.d_params)
+    grads = _pmean(grads, axis_name)
+    updates, d_opt_state = d_tx.update(grads, state.d_opt_state, state.d_params)
+    metrics = _pmean({
+        "d_loss": d_loss,
+        "value": losses.value_function(real_logits, fake_logits),
+        "d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
+        "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits)),
+    }, axis_name)
+    metrics["d_grad_norm"] = optax.global_norm(grads)
+    new_state = state.replace(
+        d_params=optax.apply_updates(state.d_params, updates), d_opt_state=d_opt_state,
+        d_collections=_pmean(cols, axis_name), d_updates=state.d_updates + 1)
+    return new_state, metrics
+
+  def g_step(state: GANState):
+    """One generator update with the configured generator loss; updates the EMA of G."""
+    key = jax.random.fold_in(jax.random.fold_in(state.rng, 1), state.step)
+    key_z, key_drop = jax.random.split(key)
+    z = sample_latents(key_z, local_batch, nets.latent_dim, axis_name)
+
+    def loss_fn(g_params):
+      x_fake, g_cols = _apply(G, g_params, state.g_collections, z, True)
+      fake_logits, _ = discriminate(state.d_params, state.d_collections, x_fake,
+                                    _device_key(key_drop, axis_name))
+      return loss.g_loss(fake_logits), (g_cols, fake_logits)
+
+    (g_loss, (g_cols, fake_logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
+    grads = _pmean(grads, axis_name)
+    updates, g_opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
+    g_params = optax.apply_updates(state.g_params, updates)
+    ema = optax.incremental_update(g_params, state.ema_g_params, 1.0 - cfg.ema_decay)
+    metrics = _pmean({"g_loss": g_loss, "d_fake_g": jnp.mean(jax.nn.sigmoid(fake_logits))}, axis_name)
+    metrics["g_grad_norm"] = optax.global_norm(grads)
+    new_state = state.replace(
+        g_params=g_params, g_opt_state=g_opt_state, g_collections=_pmean(g_cols, axis_name),
+        ema_g_params=ema, step=state.step + 1)
+    return new_state, metrics
+
+  def train_step(state: GANState, batches):
+    """k = cfg.d_steps discriminator steps on batches[0..k-1], then one generator step."""
+    d_metrics = {}
+    for i in range(cfg.d_steps):
+      state, d_metrics = d_step(state, jax.tree.map(lambda a, i=i: a[i], batches))
+    state, g_metrics = g_step(state)
+    return state, {**d_metrics, **g_metrics}
+
+  return StepFns(d_step, g_step, train_step)
+
+
+def make_train_fn(cfg, nets: GANNets, g_tx, d_tx, mesh, steps_per_call: int):
+  """A jitted, data-parallel `(state, batches) -> (state, metrics)` over `mesh`'s 'data' axis.
+
+  batches leaves: [steps_per_call, k, B_global, ...], sharded on the batch axis.
+  The state is replicated (P()) and donated. With steps_per_call > 1 the steps
+  run in a `lax.scan` (one dispatch for many small steps; not for conv nets on
+  XLA:CPU, see BUILD.md). Metrics are those of the last step.
+  """
+  steps = make_steps(cfg, nets, g_tx, d_tx, DATA_AXIS, mesh.size)
+
+  def run(state, batches):
+    if steps_per_call == 1:
+      return steps.train_step(state, jax.tree.map(lambda a: a[0], batches))
+    state, metrics = lax.scan(steps.train_step, state, batches)
+    return state, jax.tree.map(lambda m: m[-1], metrics)
+
+  sharded = jax.shard_map(run, mesh=mesh, in_specs=(P(), P(None, None, DATA_AXIS)),
+                          out_specs=(P(), P()))
+  return jax.jit(sharded, donate_argnums=0)
+
+
+def make_generate_fn(nets: GANNets):
+  """jitted (params, collections, z [N, latent]) -> x [N, *data_shape], G in inference mode."""
+
+  def generate(params, collections, z):
+    return _apply(nets.generator, params, collections, z, False)[0]
+
+  return jax.jit(generate)

@@ -1,0 +1,70 @@
+"""Where metrics go: `metrics.jsonl`, TensorBoard event files (tensorboardX) and the console.
+
+Only the chief process (index 0) writes; the others get a writer that does nothing.
+"""
+import json
+import os
+
+import numpy as np
+from absl import logging
+
+
+class MetricWriter:
+  """Appends one JSON object per evaluation to WORKDIR/metrics.jsonl and mirrors scalars to TensorBoard."""
+
+  def __init__(self, workdir: str, enabled: bool = True):
+    self.enabled = enabled
+    self.workdir = workdir
+    self._tb = None
+    if enabled:
+      from tensorboardX import SummaryWriter
+      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+  def write(self, step: int, values: dict):
+    if not self.enabled:
+      return
+    record = {"step": int(step), **{k: _plain(v) for k, v in values.items()}}
+    with open(os.path.join(self.workdir, "metrics.jsonl"), "a") as f:
+      f.write(json.dumps(record) + "\n")
+    for k, v in record.items():
+      if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
+        self._tb.add_scalar(k, v, step)
+    self._tb.flush()
+
+  def write_image(self, step: int, name: str, image_uint8):
+    """image_uint8: [H, W, C]."""
+    if self.enabled:
+      self._tb.add_image(name, np.asarray(image_uint8), step, dataformats="HWC")
+      self._tb.flush()
+
+  def close(self):
+    if self._tb is not None:
+      self._tb.close()
+
+
+def _plain(v):
+  if isinstance(v, (list, tuple)):
+    return [_plain(x) for x in v]
+  a = np.asarray(v)
+  if a.ndim == 0:
+    return a.item()
+  return a.tolist()
+
+
+def format_duration(seconds: float) -> str:
+  seconds = int(max(seconds, 0))
+  h, rem = divmod(seconds, 3600)
+  m, s = divmod(rem, 60)
+  return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+def log_progress(step: int, total: int, metrics: dict, steps_per_sec: float):
+  eta = (total - step) / steps_per_sec if steps_per_sec > 0 else 0.0
+  parts = [f"step {step}/{total}"]
+  for key, label in (("d_loss", "d_loss"), ("g_loss", "g_loss"), ("d_real", "D(x)"),
+                     ("d_fake", "D(G(z))")):
+    if key in metrics:
+      parts.append(f"{label} {float(metrics[key]):.4f}")
+  parts.append(f"{steps_per_sec:.1f} steps/s")
+  parts.append(f"ETA {format_duration(eta)}")
+  logging.info(" | ".join(parts))
