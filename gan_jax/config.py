@@ -51,6 +51,7 @@ class Config:
   g_output: str = _field("linear", "Generator output activation: linear | tanh | sigmoid (images use tanh).")
   width: int = _field(64, "DCGAN base width: channels of G's last hidden layer and D's first.")
   bn_sync: bool = _field(True, "Batch-norm statistics over the global batch (True) or per device.")
+  num_devices: int = _field(0, "Devices to train on (0: all devices of all processes).")
   pack: int = _field(1, "PacGAN packing: D judges `pack` samples at once (Lin et al. 2018).")
   # Objective and optimisation.
   loss: str = _field("nonsaturating", "nonsaturating | minimax | wgan | hinge | lsgan.")
@@ -108,6 +109,7 @@ def validate(cfg: Config) -> Config:
   _positive(cfg, "batch_size", "train_steps", "d_steps", "latent_dim", "width", "pack",
             "steps_per_call", "eval_every", "eval_samples", "log_every", "checkpoint_every",
             "keep_checkpoints", "maxout_pieces", "lr_g", "lr_d", "data_scale")
+  _require(cfg.num_devices >= 0, "num_devices", cfg.num_devices, "must be 0 (all) or positive")
   _require(0.0 <= cfg.label_smoothing < 1.0, "label_smoothing", cfg.label_smoothing, "must lie in [0, 1)")
   _require(0.0 <= cfg.d_dropout < 1.0, "d_dropout", cfg.d_dropout, "must lie in [0, 1)")
   _require(0.0 <= cfg.ema_decay < 1.0, "ema_decay", cfg.ema_decay, "must lie in [0, 1)")

@@ -12,9 +12,16 @@ from jax.sharding import PartitionSpec as P
 from gan_jax.steps import DATA_AXIS
 
 
-def make_mesh() -> jax.sharding.Mesh:
-  """A 1-D mesh over all devices of all processes, axis 'data'."""
-  return jax.make_mesh((jax.device_count(),), (DATA_AXIS,))
+def make_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
+  """A 1-D mesh, axis 'data', over the first `num_devices` devices (0: all of all processes)."""
+  from gan_jax.config import ConfigError
+  available = jax.device_count()
+  if num_devices > available:
+    raise ConfigError("num_devices", num_devices, f"only {available} devices are available")
+  n = num_devices or available
+  if n != available and jax.process_count() > 1:
+    raise ConfigError("num_devices", num_devices, "multi-process runs use every device: pass 0")
+  return jax.make_mesh((n,), (DATA_AXIS,), devices=jax.devices()[:n])
 
 
 def replicate(tree, mesh):

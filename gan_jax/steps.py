@@ -95,7 +95,7 @@ def make_steps(cfg, nets: GANNets, g_tx, d_tx, axis_name: Optional[str] = None,
         "d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
         "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits)),
     }, axis_name)
-    metrics["d_grad_norm"] = optax.global_norm(grads)
+    metrics["d_grad_norm"] = optax.tree.norm(grads)
     new_state = state.replace(
         d_params=optax.apply_updates(state.d_params, updates), d_opt_state=d_opt_state,
         d_collections=_pmean(cols, axis_name), d_updates=state.d_updates + 1)
@@ -119,7 +119,7 @@ def make_steps(cfg, nets: GANNets, g_tx, d_tx, axis_name: Optional[str] = None,
     g_params = optax.apply_updates(state.g_params, updates)
     ema = optax.incremental_update(g_params, state.ema_g_params, 1.0 - cfg.ema_decay)
     metrics = _pmean({"g_loss": g_loss, "d_fake_g": jnp.mean(jax.nn.sigmoid(fake_logits))}, axis_name)
-    metrics["g_grad_norm"] = optax.global_norm(grads)
+    metrics["g_grad_norm"] = optax.tree.norm(grads)
     new_state = state.replace(
         g_params=g_params, g_opt_state=g_opt_state, g_collections=_pmean(g_cols, axis_name),
         ema_g_params=ema, step=state.step + 1)

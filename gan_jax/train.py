@@ -60,7 +60,7 @@ def train_and_evaluate(cfg: config_lib.Config) -> dict:
   """Trains to `cfg.train_steps`; returns the final evaluation record."""
   config_lib.validate(cfg)
   dataset = data_lib.make_dataset(cfg)  # Fails on bad data before anything is written.
-  mesh = sharding.make_mesh()
+  mesh = sharding.make_mesh(cfg.num_devices)
   sharding.check_batch_divides(cfg.batch_size, mesh)
   nets = build_nets(cfg, dataset.data_shape, DATA_AXIS)
   g_tx, d_tx = make_optimizers(cfg)

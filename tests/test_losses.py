@@ -1,0 +1,97 @@
+"""Loss values against hand computation, stability at extreme logits, and the registry."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gan_jax import losses
+
+REAL = np.array([2.0, -1.0, 0.5])
+FAKE = np.array([-3.0, 0.0, 1.5])
+
+
+def sig(x):
+  return 1.0 / (1.0 + np.exp(-x))
+
+
+def test_value_function_by_hand():
+  expected = np.mean(np.log(sig(REAL))) + np.mean(np.log(1 - sig(FAKE)))
+  np.testing.assert_allclose(losses.value_function(REAL, FAKE), expected, rtol=1e-6)
+
+
+def test_discriminator_loss_is_minus_value():
+  np.testing.assert_allclose(losses.discriminator_loss(REAL, FAKE), -losses.value_function(REAL, FAKE),
+                             rtol=1e-6)
+
+
+def test_one_sided_label_smoothing_by_hand():
+  s = 0.1
+  t = 1 - s
+  expected = -(np.mean(t * np.log(sig(REAL)) + (1 - t) * np.log(1 - sig(REAL)))
+               + np.mean(np.log(1 - sig(FAKE))))
+  np.testing.assert_allclose(losses.discriminator_loss(REAL, FAKE, s), expected, rtol=1e-6)
+  # One-sided: the fake term does not change with smoothing.
+  d0 = losses.discriminator_loss(REAL, FAKE + 1, s) - losses.discriminator_loss(REAL, FAKE, s)
+  d1 = losses.discriminator_loss(REAL, FAKE + 1, 0.0) - losses.discriminator_loss(REAL, FAKE, 0.0)
+  np.testing.assert_allclose(d0, d1, rtol=1e-6)
+
+
+# Every registered loss, by hand on the fixed logits.
+HAND = {
+    "nonsaturating": (-(np.mean(np.log(sig(REAL))) + np.mean(np.log(1 - sig(FAKE)))),
+                      -np.mean(np.log(sig(FAKE)))),
+    "minimax": (-(np.mean(np.log(sig(REAL))) + np.mean(np.log(1 - sig(FAKE)))),
+                np.mean(np.log(1 - sig(FAKE)))),
+    "wgan": (np.mean(FAKE) - np.mean(REAL), -np.mean(FAKE)),
+    "hinge": (np.mean(np.maximum(0, 1 - REAL)) + np.mean(np.maximum(0, 1 + FAKE)), -np.mean(FAKE)),
+    "lsgan": (0.5 * np.mean((REAL - 1) ** 2) + 0.5 * np.mean(FAKE ** 2), 0.5 * np.mean((FAKE - 1) ** 2)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(losses.LOSSES))
+def test_registered_losses_by_hand(name):
+  d_expected, g_expected = HAND[name]
+  loss = losses.get_loss(name)
+  np.testing.assert_allclose(loss.d_loss(REAL, FAKE, 0.0), d_expected, rtol=1e-6)
+  np.testing.assert_allclose(loss.g_loss(FAKE), g_expected, rtol=1e-6)
+
+
+def test_every_registered_loss_has_a_hand_value():
+  assert set(HAND) == set(losses.LOSSES)
+
+
+@pytest.mark.parametrize("name", sorted(losses.LOSSES))
+def test_finite_at_extreme_logits(name):
+  loss = losses.get_loss(name)
+  logits = jnp.array([100.0, -100.0, 0.0])
+  for fn in (lambda r: loss.d_loss(r, -r, 0.1), loss.g_loss):
+    value, grad = jax.value_and_grad(fn)(logits)
+    assert np.isfinite(value) and np.all(np.isfinite(grad))
+
+
+def test_extreme_logits_give_the_right_limits():
+  # D(x) = sigmoid(100) ~ 1 and D(G(z)) = sigmoid(-100) ~ 0: V -> 0 from below, no log(0).
+  assert abs(float(losses.value_function(jnp.array([100.0]), jnp.array([-100.0])))) < 1e-30
+  # A D that is perfectly wrong costs ~100 nats per term.
+  np.testing.assert_allclose(losses.value_function(jnp.array([-100.0]), jnp.array([100.0])), -200.0,
+                             rtol=1e-6)
+
+
+def test_minimax_gradient_saturates_and_nonsaturating_does_not():
+  """Goodfellow et al. 2014, sec. 3: early on D(G(z)) -> 0 and log(1 - D) saturates."""
+  for logit in (-5.0, -10.0, -20.0):
+    l = jnp.array([logit])
+    g_minimax = jax.grad(losses.minimax_generator_loss)(l)[0]
+    g_ns = jax.grad(losses.nonsaturating_generator_loss)(l)[0]
+    # d/dl log(1 - sigmoid(l)) = -sigmoid(l) -> 0;  d/dl -log sigmoid(l) = -(1 - sigmoid(l)) -> -1.
+    np.testing.assert_allclose(g_minimax, -sig(logit), rtol=1e-5)
+    np.testing.assert_allclose(g_ns, -(1 - sig(logit)), rtol=1e-5)
+    assert abs(g_minimax) < 1e-2 and abs(g_ns) > 0.99
+  # Both push D(G(z)) up: the two losses share their direction (and fixed point).
+  assert np.sign(jax.grad(losses.minimax_generator_loss)(jnp.array([0.3]))[0]) == np.sign(
+      jax.grad(losses.nonsaturating_generator_loss)(jnp.array([0.3]))[0])
+
+
+def test_unknown_loss_lists_valid_names():
+  with pytest.raises(KeyError, match="valid: hinge, lsgan, minimax, nonsaturating, wgan"):
+    losses.get_loss("wgan-typo")
