@@ -11,7 +11,7 @@ from typing import Any
 LOSS_NAMES = ("nonsaturating", "minimax", "wgan", "hinge", "lsgan")
 MODEL_NAMES = ("mlp", "dcgan")
 TOY_DATASETS = ("ring", "grid", "gauss1d")
-IMAGE_DATASETS = ("mnist5k", "tfds:NAME[:SPLIT]", "folder:PATH")
+IMAGE_DATASETS = ("mnist5k[:SPLIT]", "tfds:NAME[:SPLIT]", "folder:PATH")
 D_ACTIVATIONS = ("relu", "leaky_relu", "maxout")
 OUTPUT_ACTIVATIONS = ("linear", "tanh", "sigmoid")
 LR_SCHEDULES = ("constant", "cosine")
@@ -103,7 +103,7 @@ def validate(cfg: Config) -> Config:
   _one_of(cfg, "g_output", OUTPUT_ACTIVATIONS)
   _one_of(cfg, "lr_schedule", LR_SCHEDULES)
   ds = cfg.dataset
-  ok_ds = ds in TOY_DATASETS or ds == "mnist5k" or (
+  ok_ds = ds in TOY_DATASETS or ds.split(":")[0] == "mnist5k" or (
       ds.startswith("tfds:") and len(ds) > 5) or (ds.startswith("folder:") and len(ds) > 7)
   _require(ok_ds, "dataset", ds, "valid choices: " + ", ".join(TOY_DATASETS + IMAGE_DATASETS))
   _positive(cfg, "batch_size", "train_steps", "d_steps", "latent_dim", "width", "pack",
