@@ -10,7 +10,8 @@ from jax import lax
 # computes, along each spatial axis, y[2m] = w0 x[m-1] + w2 x[m] and
 # y[2m+1] = w1 x[m] + w3 x[m+1]: two 2-tap correlations. Per output parity we
 # slice those taps out of the 4x4 kernel and pad the input on one side.
-_TAPS = {0: ((0, 2), (1, 0)), 1: ((1, 3), (0, 1))}  # parity -> (kernel taps, (pad_lo, pad_hi))
+# parity -> (first kernel tap; taps are t and t + 2, a static strided slice), (pad_lo, pad_hi)
+_TAPS = {0: (0, (1, 0)), 1: (1, (0, 1))}
 
 
 def subpixel_conv_transpose(x, kernel):
@@ -33,7 +34,7 @@ def subpixel_conv_transpose(x, kernel):
     cols = []
     for px in (0, 1):
       (tx, padx) = _TAPS[px]
-      k = kernel[jnp.array(ty)][:, jnp.array(tx)]  # [2, 2, C_in, C_out]
+      k = kernel[ty::2, tx::2]  # [2, 2, C_in, C_out]
       cols.append(lax.conv_general_dilated(
           x, k, window_strides=(1, 1), padding=(pady, padx),
           dimension_numbers=("NHWC", "HWIO", "NHWC")))
