@@ -11,6 +11,7 @@ from absl import app, flags, logging
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gan_jax import config as config_lib  # noqa: E402
+from gan_jax import writers  # noqa: E402
 
 EXPERIMENTS = os.path.dirname(os.path.abspath(__file__))
 
@@ -71,6 +72,7 @@ def parse_flags(argv):
 
 
 def main(argv):
+  writers.quiet_library_logs()
   if len(argv) > 1:
     fail(f"unexpected arguments {argv[1:]}; flags are written --name=value")
   from gan_jax import data, train  # Imported after flag parsing: JAX starts here.
@@ -79,6 +81,9 @@ def main(argv):
     train.train_and_evaluate(cfg)
   except (config_lib.ConfigError, data.DataError) as e:
     fail(str(e))
+  except train.NonFiniteError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
   logging.info("done: outputs in %s", flags.FLAGS.workdir)
 
 

@@ -72,6 +72,8 @@ class Config:
   log_every: int = _field(100, "Steps between console progress lines.")
   checkpoint_every: int = _field(1000, "Steps between checkpoints.")
   keep_checkpoints: int = _field(2, "Newest checkpoints kept.")
+  nan_policy: str = _field("stop", "On a non-finite loss or gradient: stop (keep the last good "
+                           "checkpoint newest) | ignore.")
 
   @property
   def is_toy(self) -> bool:
@@ -102,6 +104,7 @@ def validate(cfg: Config) -> Config:
   _one_of(cfg, "d_activation", D_ACTIVATIONS)
   _one_of(cfg, "g_output", OUTPUT_ACTIVATIONS)
   _one_of(cfg, "lr_schedule", LR_SCHEDULES)
+  _one_of(cfg, "nan_policy", ("stop", "ignore"))
   ds = cfg.dataset
   ok_ds = ds in TOY_DATASETS or ds.split(":")[0] == "mnist5k" or (
       ds.startswith("tfds:") and len(ds) > 5) or (ds.startswith("folder:") and len(ds) > 7)

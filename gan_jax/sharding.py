@@ -29,6 +29,12 @@ def replicate(tree, mesh):
   return jax.device_put(tree, NamedSharding(mesh, P()))
 
 
+def replicated_abstract(abstract_tree, mesh):
+  """ShapeDtypeStructs placed replicated on `mesh`: the restore target for orbax."""
+  sharding = NamedSharding(mesh, P())
+  return jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding), abstract_tree)
+
+
 def process_rows(global_batch: int) -> slice:
   """This process's rows of a global batch (contiguous, equal shares)."""
   n, i = jax.process_count(), jax.process_index()

@@ -21,6 +21,7 @@ from gan_jax.nets.layers import pack_samples
 from gan_jax.state import GANState
 
 DATA_AXIS = "data"
+GUARDED = ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm")  # Must stay finite.
 
 
 class StepFns(NamedTuple):
@@ -142,15 +143,20 @@ def make_train_fn(cfg, nets: GANNets, g_tx, d_tx, mesh, steps_per_call: int):
   batches leaves: [steps_per_call, k, B_global, ...], sharded on the batch axis.
   The state is replicated (P()) and donated. With steps_per_call > 1 the steps
   run in a `lax.scan` (one dispatch for many small steps; not for conv nets on
-  XLA:CPU, see BUILD.md). Metrics are those of the last step.
+  XLA:CPU, see BUILD.md). Metrics are those of the last step, or of the first
+  step with a non-finite loss or gradient; `step_in_call` (1-based) says which.
   """
   steps = make_steps(cfg, nets, g_tx, d_tx, DATA_AXIS, mesh.size)
 
   def run(state, batches):
     if steps_per_call == 1:
-      return steps.train_step(state, jax.tree.map(lambda a: a[0], batches))
+      state, metrics = steps.train_step(state, jax.tree.map(lambda a: a[0], batches))
+      return state, {**metrics, "step_in_call": jnp.ones((), jnp.int32)}
     state, metrics = lax.scan(steps.train_step, state, batches)
-    return state, jax.tree.map(lambda m: m[-1], metrics)
+    # Report the last step, or the first whose losses or gradients are not finite.
+    bad = ~jnp.all(jnp.stack([jnp.isfinite(metrics[k]) for k in GUARDED if k in metrics]), axis=0)
+    index = jnp.where(jnp.any(bad), jnp.argmax(bad), steps_per_call - 1)
+    return state, {**jax.tree.map(lambda m: m[index], metrics), "step_in_call": index + 1}
 
   sharded = jax.shard_map(run, mesh=mesh, in_specs=(P(), P(None, None, DATA_AXIS)),
                           out_specs=(P(), P()))

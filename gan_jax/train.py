@@ -1,22 +1,29 @@
-"""The training loop: wires data, state, steps, evaluation and writers together.
+"""The training loop: wires data, state, steps, evaluation, writers and checkpoints.
 
-flags -> Config -> (dataset, state) -> jitted train_fn -> metrics / samples.
+flags -> Config -> (dataset, state) -> jitted train_fn -> metrics / samples / checkpoints.
 """
+import contextlib
 import json
 import os
+import signal
 import time
 
 import jax
 import numpy as np
 from absl import logging
 
+from gan_jax import checkpoint as ckpt_lib
 from gan_jax import config as config_lib
 from gan_jax import data as data_lib
 from gan_jax import sampling, sharding, writers
 from gan_jax.metrics import modes
 from gan_jax.nets import build_nets
 from gan_jax.state import count_params, create_state, make_optimizers
-from gan_jax.steps import DATA_AXIS, make_generate_fn, make_train_fn
+from gan_jax.steps import DATA_AXIS, GUARDED, make_generate_fn, make_train_fn
+
+
+class NonFiniteError(RuntimeError):
+  """A loss or gradient became NaN or infinite."""
 
 
 class Evaluator:
@@ -44,8 +51,7 @@ class Evaluator:
       toy = modes.mode_metrics(x, mix.means, mix.sigma)
       record.update(toy)
       if self.writer.enabled:
-        real = self.dataset.reference_sample(len(x))
-        sampling.scatter_png(x, mix.means, path, real=real,
+        sampling.scatter_png(x, mix.means, path, real=self.dataset.reference_sample(len(x)),
                              title=f"step {step}: {toy['modes']}/{len(mix.means)} modes, "
                                    f"{100 * toy['high_quality']:.1f}% high quality")
     elif self.writer.enabled:
@@ -56,58 +62,150 @@ class Evaluator:
     return record
 
 
+def best_score(cfg, record: dict):
+  """Larger is better; None when no metric ranks checkpoints. Toy: (modes, -reverse KL)."""
+  if cfg.is_toy and "modes" in record:
+    return (record["modes"], -record["reverse_kl"])
+  return None
+
+
+def check_resumable(cfg, saved: dict):
+  """Raises ConfigError naming every shape-defining flag that differs from the checkpoint's."""
+  current = config_lib.to_dict(cfg)
+  differing = [f for f in config_lib.SHAPE_FIELDS if f in saved and saved[f] != current[f]]
+  if differing:
+    detail = ", ".join(f"--{f}={_flag_str(current[f])} (checkpoint: {_flag_str(saved[f])})"
+                       for f in differing)
+    raise config_lib.ConfigError(
+        differing[0], _flag_str(current[differing[0]]),
+        f"the checkpoint in {cfg.workdir}/checkpoints was trained with other settings: {detail}. "
+        "Use the checkpoint's flags (its config.json) or a new --workdir")
+
+
+def _flag_str(value):
+  return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+@contextlib.contextmanager
+def preemption_signals():
+  """SIGTERM / SIGINT set a flag the loop reads at the next step boundary."""
+  caught = []
+  handler = lambda signum, frame: caught.append(signal.Signals(signum).name)  # noqa: E731
+  previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+  try:
+    yield caught
+  finally:
+    for s, h in previous.items():
+      signal.signal(s, h)
+
+
+def _nonfinite(metrics):
+  return [k for k in GUARDED if k in metrics and not np.isfinite(metrics[k])]
+
+
+def _truncate_records(workdir: str, step: int):
+  """Drops metrics.jsonl records written after `step` by a run that died before checkpointing them."""
+  path = os.path.join(workdir, "metrics.jsonl")
+  if os.path.exists(path):
+    with open(path) as f:
+      lines = [l for l in f if l.strip() and json.loads(l)["step"] <= step]
+    with open(path, "w") as f:
+      f.writelines(lines)
+
+
 def train_and_evaluate(cfg: config_lib.Config) -> dict:
-  """Trains to `cfg.train_steps`; returns the final evaluation record."""
+  """Trains to `cfg.train_steps`, resuming from WORKDIR/checkpoints; returns the final evaluation."""
   config_lib.validate(cfg)
   dataset = data_lib.make_dataset(cfg)  # Fails on bad data before anything is written.
+  _, saved_meta = ckpt_lib.read_meta(os.path.join(cfg.workdir, "checkpoints"))
+  if saved_meta:
+    check_resumable(cfg, saved_meta["config"])  # Before anything is written or touched.
   mesh = sharding.make_mesh(cfg.num_devices)
   sharding.check_batch_divides(cfg.batch_size, mesh)
   nets = build_nets(cfg, dataset.data_shape, DATA_AXIS)
   g_tx, d_tx = make_optimizers(cfg)
-  state = sharding.replicate(create_state(cfg, nets, g_tx, d_tx), mesh)
+  init = lambda: create_state(cfg, nets, g_tx, d_tx)  # noqa: E731
   is_chief = jax.process_index() == 0
   workdir = cfg.workdir
+  checkpointer = ckpt_lib.Checkpointer(workdir, cfg.keep_checkpoints)
+  abstract = sharding.replicated_abstract(jax.eval_shape(init), mesh)
+  restored = checkpointer.restore_latest(abstract) if saved_meta else None
+  if restored:
+    state, meta, _ = restored
+    logging.info("resuming from %s/checkpoints/%d", workdir, int(state.step))
+    best = meta.get("best_score")
+  else:
+    state, best = sharding.replicate(init(), mesh), None
+  start = int(state.step)
   if is_chief:
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "config.json"), "w") as f:
       json.dump(config_lib.to_dict(cfg), f, indent=1)
+    if restored:
+      _truncate_records(workdir, start)
   logging.info("G: %d params, D: %d params, %d devices, global batch %d",
                count_params(state.g_params), count_params(state.d_params), mesh.size, cfg.batch_size)
 
   writer = writers.MetricWriter(workdir, enabled=is_chief)
   evaluator = Evaluator(cfg, nets, dataset, workdir, writer)
-  if is_chief and not cfg.is_toy:
+  if is_chief and not cfg.is_toy and start == 0:
     reals = dataset.get_batch(0, 64)["x"]
     sampling.save_png(sampling.image_grid(reals, cols=8), os.path.join(workdir, "reals.png"))
+
+  def meta(step, extra=None):
+    return {"config": config_lib.to_dict(cfg), "step": step, "data_shape": list(dataset.data_shape),
+            "num_classes": dataset.num_classes, "data_batches_consumed": step * cfg.d_steps,
+            "best_score": best, **(extra or {})}
 
   rows = sharding.process_rows(cfg.batch_size)
   prefetch = data_lib.Prefetcher(lambda first, n: data_lib.stacked_batches(
       dataset, first, n, cfg.d_steps, cfg.batch_size, rows))
   train_fns = {}
-  step = int(state.step)
-  record, metrics = {}, {}
+  step, record = start, {}
   t_last, step_last = time.time(), step
   try:
-    while step < cfg.train_steps:
-      n = min(cfg.steps_per_call, cfg.train_steps - step)
-      if n not in train_fns:
-        train_fns[n] = make_train_fn(cfg, nets, g_tx, d_tx, mesh, n)
-      nxt = min(cfg.steps_per_call, cfg.train_steps - step - n)
-      batches = sharding.shard_batches(prefetch.get(step, n, nxt), mesh)
-      state, metrics = train_fns[n](state, batches)
-      step += n
-      if step % cfg.log_every < n or step == cfg.train_steps:
+    with preemption_signals() as caught:
+      while step < cfg.train_steps:
+        n = min(cfg.steps_per_call, cfg.train_steps - step)
+        if n not in train_fns:
+          train_fns[n] = make_train_fn(cfg, nets, g_tx, d_tx, mesh, n)
+        nxt = min(cfg.steps_per_call, cfg.train_steps - step - n)
+        batches = sharding.shard_batches(prefetch.get(step, n, nxt), mesh)
+        new_state, metrics = train_fns[n](state, batches)
         metrics = jax.device_get(metrics)
-        now = time.time()
-        writers.log_progress(step, cfg.train_steps, metrics, (step - step_last) / (now - t_last))
-        t_last, step_last = now, step
-      if step % cfg.eval_every == 0 or step == cfg.train_steps:
-        record = evaluator(state, step, jax.device_get(metrics))
+        reported_step = step + int(metrics.pop("step_in_call"))
+        bad = _nonfinite(metrics)
+        if bad and cfg.nan_policy == "stop":
+          raise NonFiniteError(
+              f"non-finite {', '.join(bad)} at step {reported_step}; training stopped and nothing was saved "
+              f"from this step. The newest checkpoint (step {checkpointer.latest_step()}) holds the last "
+              "finite state: lower --lr_g/--lr_d, or change --loss, and resume.")
+        state, step = new_state, step + n
+        if step % cfg.log_every < n or step == cfg.train_steps:
+          now = time.time()
+          writers.log_progress(step, cfg.train_steps, metrics, (step - step_last) / (now - t_last))
+          t_last, step_last = now, step
+        if step % cfg.eval_every == 0 or step == cfg.train_steps:
+          record = evaluator(state, step, metrics)
+          score = best_score(cfg, record)
+          if score is not None and (best is None or tuple(score) > tuple(best)):
+            best = list(score)
+            checkpointer.save(step, state, meta(step, {"record": record}), best=True)
+        if step % cfg.checkpoint_every == 0 or step == cfg.train_steps:
+          checkpointer.save(step, state, meta(step))
+        if caught:
+          checkpointer.save(step, state, meta(step))
+          checkpointer.wait()
+          logging.info("caught %s at step %d: saved checkpoint %s/%d; rerun the same command to resume",
+                       caught[0], step, checkpointer.directory, step)
+          print(f"{caught[0]}: saved checkpoint at step {step} to {checkpointer.directory}/{step}; "
+                "rerun the same command to resume", flush=True)
+          return record
   finally:
     prefetch.close()
-  final = _write_final(cfg, evaluator, state, record)
-  writer.close()
-  return final
+    checkpointer.close()
+    writer.close()
+  return _write_final(cfg, evaluator, state, record)
 
 
 def _write_final(cfg, evaluator, state, record):

@@ -51,6 +51,18 @@ def _plain(v):
   return a.tolist()
 
 
+class _QuietLibraries:
+  """Drops INFO chatter of orbax and jax's backend probing; their warnings stay."""
+
+  def filter(self, record):
+    noisy = any(part in record.pathname for part in ("/orbax/", "/jax/_src/xla_bridge"))
+    return record.levelno >= logging.WARNING or not noisy
+
+
+def quiet_library_logs():
+  logging.get_absl_handler().addFilter(_QuietLibraries())
+
+
 def format_duration(seconds: float) -> str:
   seconds = int(max(seconds, 0))
   h, rem = divmod(seconds, 3600)

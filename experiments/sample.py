@@ -1,0 +1,63 @@
+"""Draw samples from a saved run, without its training data.
+
+  python experiments/sample.py --workdir=runs/dcgan [--step=S | --best] --num_samples=64 --out=grid.png
+  python experiments/sample.py --workdir=runs/ring --num_samples=2500 --out=samples.npz
+
+`.png` writes an image grid (image models) or a scatter plot (toy models); `.npz` writes
+`samples` [N, ...] (toy data in data units, images in [-1, 1]).
+"""
+import os
+import sys
+
+import numpy as np
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+flags.DEFINE_string("workdir", None, "The run's workdir (holds checkpoints/).")
+flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest).")
+flags.DEFINE_bool("best", False, "Use the best checkpoint (checkpoints_best/).")
+flags.DEFINE_integer("num_samples", 64, "How many samples.")
+flags.DEFINE_integer("seed", 0, "Seed of the latents.")
+flags.DEFINE_string("out", "samples.png", "Output file: .png or .npz.")
+FLAGS = flags.FLAGS
+
+
+def fail(message):
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
+
+
+def main(argv):
+  del argv
+  from gan_jax import writers
+  writers.quiet_library_logs()
+  if not FLAGS.workdir:
+    fail("--workdir is required: the directory of a training run")
+  if FLAGS.num_samples <= 0:
+    fail(f"--num_samples={FLAGS.num_samples}: must be a positive number")
+  ext = os.path.splitext(FLAGS.out)[1].lower()
+  if ext not in (".png", ".npz"):
+    fail(f"--out={FLAGS.out}: the file must end in .png or .npz")
+  from gan_jax import checkpoint, restore, sampling
+  try:
+    cfg, nets, state, step, _ = restore.load_run(FLAGS.workdir, FLAGS.step, FLAGS.best)
+  except checkpoint.CheckpointError as e:
+    fail(str(e))
+  x = restore.generate_samples(nets, state, FLAGS.num_samples, FLAGS.seed)
+  if cfg.is_toy:
+    x = x / cfg.data_scale
+  if ext == ".npz":
+    os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
+    np.savez(FLAGS.out, samples=x, step=step)
+  elif cfg.is_toy:
+    from gan_jax.data import toy
+    mix = toy.TOY[cfg.dataset]()
+    sampling.scatter_png(x, mix.means, FLAGS.out, title=f"{FLAGS.workdir} step {step}")
+  else:
+    sampling.save_png(sampling.image_grid(x), FLAGS.out)
+  print(f"wrote {FLAGS.num_samples} samples from step {step} to {FLAGS.out}")
+
+
+if __name__ == "__main__":
+  app.run(main)
