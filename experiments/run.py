@@ -31,6 +31,15 @@ def define_flags():
       flags.DEFINE_string(field.name, default, help_text)
 
 
+def define_distributed_flags():
+  """How this process joins a multi-process job (not part of the run's Config)."""
+  flags.DEFINE_string("coordinator_address", "", "host:port of process 0 for jax.distributed.")
+  flags.DEFINE_integer("num_processes", 0, "Processes in the job (with --coordinator_address).")
+  flags.DEFINE_integer("process_id", -1, "This process's index, 0 .. num_processes - 1.")
+  flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() and let it read the "
+                    "cluster's environment (SLURM, Open MPI, TPU VM pods).")
+
+
 def config_from_flags() -> config_lib.Config:
   values = {}
   for field in dataclasses.fields(config_lib.Config):
@@ -75,9 +84,11 @@ def main(argv):
   writers.quiet_library_logs()
   if len(argv) > 1:
     fail(f"unexpected arguments {argv[1:]}; flags are written --name=value")
-  from gan_jax import data, train  # Imported after flag parsing: JAX starts here.
+  from gan_jax import data, sharding, train  # Imported after flag parsing: JAX starts here.
   try:
     cfg = config_lib.validate(config_from_flags())
+    f = flags.FLAGS
+    sharding.initialize_distributed(f.coordinator_address, f.num_processes, f.process_id, f.distributed)
     train.train_and_evaluate(cfg)
   except (config_lib.ConfigError, data.DataError) as e:
     fail(str(e))
@@ -89,4 +100,5 @@ def main(argv):
 
 if __name__ == "__main__":
   define_flags()
+  define_distributed_flags()
   app.run(main, flags_parser=parse_flags)

@@ -12,6 +12,35 @@ from jax.sharding import PartitionSpec as P
 from gan_jax.steps import DATA_AXIS
 
 
+def initialize_distributed(coordinator_address: str = "", num_processes: int = 0, process_id: int = -1,
+                           auto: bool = False) -> None:
+  """Starts JAX's multi-process runtime; must run before any JAX computation.
+
+  Explicit: all three of coordinator_address ('host:port' of process 0), num_processes and
+  process_id. `auto=True` lets `jax.distributed.initialize()` read them from the cluster
+  (SLURM, Open MPI, TPU VM pods). Neither: a single-process run, nothing to do.
+  """
+  if coordinator_address or num_processes > 0 or process_id >= 0:
+    jax.distributed.initialize(coordinator_address=coordinator_address, num_processes=num_processes,
+                               process_id=process_id)
+  elif auto:
+    jax.distributed.initialize()
+
+
+def to_host(tree):
+  """Replicated (possibly multi-process) arrays -> numpy, read from this process's first copy."""
+  return jax.tree.map(lambda a: np.asarray(a.addressable_data(0)) if isinstance(a, jax.Array)
+                      else np.asarray(a), tree)
+
+
+def any_process(flag: bool) -> bool:
+  """True on every process if `flag` is True on any (a no-op for one process)."""
+  if jax.process_count() == 1:
+    return flag
+  from jax.experimental import multihost_utils
+  return bool(np.any(multihost_utils.process_allgather(np.array([flag]))))
+
+
 def make_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
   """A 1-D mesh, axis 'data', over the first `num_devices` devices (0: all of all processes)."""
   from gan_jax.config import ConfigError

@@ -159,7 +159,7 @@ def make_train_fn(cfg, nets: GANNets, g_tx, d_tx, mesh, steps_per_call: int):
     return state, {**jax.tree.map(lambda m: m[index], metrics), "step_in_call": index + 1}
 
   sharded = jax.shard_map(run, mesh=mesh, in_specs=(P(), P(None, None, DATA_AXIS)),
-                          out_specs=(P(), P()))
+                          out_specs=(P(), P()), check_vma=False)
   return jax.jit(sharded, donate_argnums=0)
 
 

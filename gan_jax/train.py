@@ -34,12 +34,12 @@ class Evaluator:
     self.generate = make_generate_fn(nets)
     n = cfg.eval_samples if cfg.is_toy else 64
     # Fixed latents, independent of the training keys: the same picture grid every eval.
-    self.z = jax.random.normal(jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 2**31 - 1),
-                               (n, nets.latent_dim))
+    self.z = np.asarray(jax.random.normal(
+        jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 2**31 - 1), (n, nets.latent_dim)))
 
   def samples(self, state):
     """G_ema(z) for the fixed latents, in data units (toy data scale undone)."""
-    x = np.asarray(self.generate(state.ema_g_params, state.g_collections, self.z))
+    x = sharding.to_host(self.generate(state.ema_g_params, state.g_collections, self.z))
     return x / self.cfg.data_scale if self.cfg.is_toy else x
 
   def __call__(self, state, step: int, train_metrics: dict) -> dict:
@@ -132,11 +132,11 @@ def train_and_evaluate(cfg: config_lib.Config) -> dict:
   restored = checkpointer.restore_latest(abstract) if saved_meta else None
   if restored:
     state, meta, _ = restored
-    logging.info("resuming from %s/checkpoints/%d", workdir, int(state.step))
+    logging.info("resuming from %s/checkpoints/%d", workdir, int(sharding.to_host(state.step)))
     best = meta.get("best_score")
   else:
     state, best = sharding.replicate(init(), mesh), None
-  start = int(state.step)
+  start = int(sharding.to_host(state.step))
   if is_chief:
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "config.json"), "w") as f:
@@ -172,7 +172,7 @@ def train_and_evaluate(cfg: config_lib.Config) -> dict:
         nxt = min(cfg.steps_per_call, cfg.train_steps - step - n)
         batches = sharding.shard_batches(prefetch.get(step, n, nxt), mesh)
         new_state, metrics = train_fns[n](state, batches)
-        metrics = jax.device_get(metrics)
+        metrics = sharding.to_host(metrics)
         reported_step = step + int(metrics.pop("step_in_call"))
         bad = _nonfinite(metrics)
         if bad and cfg.nan_policy == "stop":
@@ -193,12 +193,11 @@ def train_and_evaluate(cfg: config_lib.Config) -> dict:
             checkpointer.save(step, state, meta(step, {"record": record}), best=True)
         if step % cfg.checkpoint_every == 0 or step == cfg.train_steps:
           checkpointer.save(step, state, meta(step))
-        if caught:
+        if sharding.any_process(bool(caught)):
           checkpointer.save(step, state, meta(step))
           checkpointer.wait()
-          logging.info("caught %s at step %d: saved checkpoint %s/%d; rerun the same command to resume",
-                       caught[0], step, checkpointer.directory, step)
-          print(f"{caught[0]}: saved checkpoint at step {step} to {checkpointer.directory}/{step}; "
+          signame = caught[0] if caught else "a signal on another process"
+          print(f"{signame}: saved checkpoint at step {step} to {checkpointer.directory}/{step}; "
                 "rerun the same command to resume", flush=True)
           return record
   finally:
@@ -210,11 +209,12 @@ def train_and_evaluate(cfg: config_lib.Config) -> dict:
 
 def _write_final(cfg, evaluator, state, record):
   """WORKDIR/eval/final_samples.npy and final_metrics.json (toy metrics or the last record)."""
+  samples = evaluator.samples(state)  # A collective: every process takes part.
   if jax.process_index() != 0:
     return record
   out = os.path.join(cfg.workdir, "eval")
   os.makedirs(out, exist_ok=True)
-  np.save(os.path.join(out, "final_samples.npy"), evaluator.samples(state))
+  np.save(os.path.join(out, "final_samples.npy"), samples)
   keys = ("modes", "high_quality", "reverse_kl", "mode_counts") if cfg.is_toy else tuple(record)
   final = {k: record[k] for k in keys if k in record}
   with open(os.path.join(out, "final_metrics.json"), "w") as f:

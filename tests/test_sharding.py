@@ -1,0 +1,115 @@
+"""Data parallelism: 8 fake devices equal 1, two processes equal one, clear errors."""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from gan_jax import config as config_lib
+from gan_jax import restore, train
+from tests.conftest import REPO, toy_config
+from tests.test_images import image_config
+
+pytestmark = pytest.mark.integration
+
+
+def final_params(workdir):
+  _, _, state, _, _ = restore.load_run(str(workdir))
+  return {"g": state.g_params, "d": state.d_params, "g_stats": state.g_collections,
+          "d_stats": state.d_collections}
+
+
+def assert_trees_close(a, b, atol):
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(np.asarray(x), np.asarray(y), atol=atol, rtol=0),
+               a, b)
+
+
+def test_gradients_are_averaged_not_summed(tmp_path):
+  """One step on 8 devices: the same gradient norm and losses as on 1 (Adam would hide a factor 8)."""
+  from gan_jax import data, sharding
+  from gan_jax.nets import build_nets
+  from gan_jax.state import create_state, make_optimizers
+  from gan_jax.steps import make_train_fn
+  cfg = toy_config(tmp_path, batch_size=64)
+  nets = build_nets(cfg, (2,), "data")
+  g_tx, d_tx = make_optimizers(cfg)
+  batches = data.stacked_batches(data.make_dataset(cfg), 0, 1, 1, cfg.batch_size)
+  metrics = {}
+  for n in (1, 8):
+    mesh = sharding.make_mesh(n)
+    state = sharding.replicate(create_state(cfg, nets, g_tx, d_tx), mesh)
+    _, metrics[n] = make_train_fn(cfg, nets, g_tx, d_tx, mesh, 1)(state, sharding.shard_batches(batches, mesh))
+  for key in ("d_loss", "d_real", "d_fake", "d_grad_norm"):
+    np.testing.assert_allclose(sharding.to_host(metrics[8][key]), sharding.to_host(metrics[1][key]), rtol=1e-5)
+
+
+def test_eight_devices_equal_one_on_the_ring(tmp_path):
+  assert jax.device_count() == 8
+  kw = dict(train_steps=20, steps_per_call=10, eval_every=10, checkpoint_every=10, batch_size=64)
+  train.train_and_evaluate(toy_config(tmp_path / "one", num_devices=1, **kw))
+  train.train_and_evaluate(toy_config(tmp_path / "eight", num_devices=8, **kw))
+  assert_trees_close(final_params(tmp_path / "one"), final_params(tmp_path / "eight"), 1e-5)
+
+
+def test_eight_devices_equal_one_for_dcgan_with_global_batch_norm(tmp_path):
+  kw = dict(train_steps=5, eval_every=5, checkpoint_every=5, batch_size=16, bn_sync=True)
+  train.train_and_evaluate(image_config(tmp_path / "one", "mnist5k", num_devices=1, **kw))
+  train.train_and_evaluate(image_config(tmp_path / "eight", "mnist5k", num_devices=8, **kw))
+  one, eight = final_params(tmp_path / "one"), final_params(tmp_path / "eight")
+  assert "batch_stats" in one["d_stats"]
+  assert_trees_close(one, eight, 1e-5)
+
+
+def test_per_device_batch_norm_differs_from_global(tmp_path):
+  kw = dict(train_steps=2, eval_every=2, checkpoint_every=2, batch_size=16, num_devices=8)
+  train.train_and_evaluate(image_config(tmp_path / "sync", "mnist5k", bn_sync=True, **kw))
+  train.train_and_evaluate(image_config(tmp_path / "local", "mnist5k", bn_sync=False, **kw))
+  a, b = final_params(tmp_path / "sync")["g"], final_params(tmp_path / "local")["g"]
+  assert max(float(np.max(np.abs(np.asarray(x) - np.asarray(y))))
+             for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b))) > 1e-6
+
+
+def test_batch_that_does_not_divide_fails_before_any_step(tmp_path):
+  with pytest.raises(config_lib.ConfigError, match=r"--batch_size=20: must be divisible by the number "
+                                                   r"of devices \(8\); try --batch_size=16"):
+    train.train_and_evaluate(toy_config(tmp_path / "w", batch_size=20, num_devices=8))
+  assert not (tmp_path / "w").exists()
+
+
+def free_port():
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+RING = ["--flagfile=ring.flags", "--train_steps=20", "--steps_per_call=10", "--eval_every=10",
+        "--checkpoint_every=10", "--log_every=10", "--g_hidden=32,32", "--d_hidden=32,32", "--batch_size=64"]
+
+
+def test_two_processes_equal_one_process_with_eight_devices(tmp_path):
+  script = os.path.join(REPO, "experiments", "run.py")
+  port = free_port()
+  procs = []
+  for pid in range(2):
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    procs.append(subprocess.Popen(
+        [sys.executable, script, *RING, f"--workdir={tmp_path / 'multi'}",
+         f"--coordinator_address=127.0.0.1:{port}", "--num_processes=2", f"--process_id={pid}"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+  outs = [p.communicate(timeout=400)[0] for p in procs]
+  for p, out in zip(procs, outs):
+    assert p.returncode == 0, out[-3000:]
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
+  single = subprocess.run([sys.executable, script, *RING, f"--workdir={tmp_path / 'single'}"], env=env,
+                          capture_output=True, text=True, timeout=400)
+  assert single.returncode == 0, single.stderr[-3000:]
+  assert_trees_close(final_params(tmp_path / "single"), final_params(tmp_path / "multi"), 1e-5)
+  # Written once: one record per evaluation, one picture each.
+  steps = [json.loads(l)["step"] for l in (tmp_path / "multi" / "metrics.jsonl").read_text().splitlines()]
+  assert steps == [10, 20]
+  assert sorted(os.listdir(tmp_path / "multi" / "samples")) == ["step_0000010.png", "step_0000020.png"]
+  assert "8 devices" in outs[0]
