@@ -16,6 +16,7 @@ D_ACTIVATIONS = ("relu", "leaky_relu", "maxout")
 OUTPUT_ACTIVATIONS = ("linear", "tanh", "sigmoid")
 LR_SCHEDULES = ("constant", "cosine")
 RESOLUTIONS = (28, 32, 64)
+IMAGE_METRICS = ("fid", "kid", "score", "prdc", "classes")
 
 
 class ConfigError(ValueError):
@@ -68,7 +69,9 @@ class Config:
   steps_per_call: int = _field(1, "Training steps per jitted call (lax.scan); >1 pays off for small MLPs.")
   # Evaluation, logging, checkpoints.
   eval_every: int = _field(1000, "Steps between evaluations (metrics.jsonl, samples).")
-  eval_samples: int = _field(2500, "Generator samples per toy evaluation (PacGAN protocol: 2,500).")
+  eval_samples: int = _field(2500, "Generator samples per evaluation (PacGAN protocol: 2,500).")
+  eval_metrics: str = _field("", "Image metrics at each eval, comma-separated: fid, kid, score, prdc, "
+                             "classes (features of the shipped digit CNN; 1-channel data).")
   log_every: int = _field(100, "Steps between console progress lines.")
   checkpoint_every: int = _field(1000, "Steps between checkpoints.")
   keep_checkpoints: int = _field(2, "Newest checkpoints kept.")
@@ -78,6 +81,10 @@ class Config:
   @property
   def is_toy(self) -> bool:
     return self.dataset in TOY_DATASETS
+
+  @property
+  def eval_metric_names(self) -> tuple:
+    return tuple(n.strip() for n in self.eval_metrics.split(",") if n.strip())
 
 
 def _require(ok: bool, flag: str, value, allowed: str):
@@ -112,6 +119,9 @@ def validate(cfg: Config) -> Config:
   _positive(cfg, "batch_size", "train_steps", "d_steps", "latent_dim", "width", "pack",
             "steps_per_call", "eval_every", "eval_samples", "log_every", "checkpoint_every",
             "keep_checkpoints", "maxout_pieces", "lr_g", "lr_d", "data_scale")
+  for name in cfg.eval_metric_names:
+    _require(name in IMAGE_METRICS and not cfg.is_toy, "eval_metrics", cfg.eval_metrics,
+             f"valid for image data: {', '.join(IMAGE_METRICS)} (toy runs always report modes)")
   _require(cfg.num_devices >= 0, "num_devices", cfg.num_devices, "must be 0 (all) or positive")
   _require(0.0 <= cfg.label_smoothing < 1.0, "label_smoothing", cfg.label_smoothing, "must lie in [0, 1)")
   _require(0.0 <= cfg.d_dropout < 1.0, "d_dropout", cfg.d_dropout, "must lie in [0, 1)")

@@ -28,15 +28,23 @@ def load_run(workdir: str, step: int | None = None, best: bool = False):
   cfg = config_from_dict(meta["config"])
   nets = build_nets(cfg, meta["data_shape"])
   g_tx, d_tx = make_optimizers(cfg)
-  abstract = jax.eval_shape(lambda: create_state(cfg, nets, g_tx, d_tx))
+  # Restored onto this process's first device, whatever topology the run was trained on.
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device),
+                          jax.eval_shape(lambda: create_state(cfg, nets, g_tx, d_tx)))
   state, meta, found = ckpt_lib.restore_from(directory, found, abstract)
   return cfg, nets, state, found, meta
 
 
-def generate_samples(nets, state, num_samples: int, seed: int = 0, chunk: int = 1000):
-  """num_samples draws of G_ema(z), z ~ N(0, I) from `seed`: numpy [N, *data_shape]."""
+def generate_from_latents(nets, state, z, chunk: int = 1000):
+  """G_ema(z) in inference mode for latents z [N, latent_dim]: numpy [N, *data_shape]."""
   generate = make_generate_fn(nets)
-  z = jax.random.normal(jax.random.PRNGKey(seed), (num_samples, nets.latent_dim))
-  parts = [np.asarray(generate(state.ema_g_params, state.g_collections, z[i:i + chunk]))
-           for i in range(0, num_samples, chunk)]
-  return np.concatenate(parts)
+  z = jax.numpy.asarray(z, jax.numpy.float32)
+  return np.concatenate([np.asarray(generate(state.ema_g_params, state.g_collections, z[i:i + chunk]))
+                         for i in range(0, len(z), chunk)])
+
+
+def generate_samples(nets, state, num_samples: int, seed: int = 0):
+  """num_samples draws of G_ema(z), z ~ N(0, I) from `seed`: numpy [N, *data_shape]."""
+  return generate_from_latents(nets, state, jax.random.normal(jax.random.PRNGKey(seed),
+                                                              (num_samples, nets.latent_dim)))

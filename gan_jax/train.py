@@ -15,6 +15,7 @@ from absl import logging
 from gan_jax import checkpoint as ckpt_lib
 from gan_jax import config as config_lib
 from gan_jax import data as data_lib
+from gan_jax import metrics as metrics_lib
 from gan_jax import sampling, sharding, writers
 from gan_jax.metrics import modes
 from gan_jax.nets import build_nets
@@ -32,14 +33,22 @@ class Evaluator:
   def __init__(self, cfg, nets, dataset, workdir, writer):
     self.cfg, self.dataset, self.workdir, self.writer = cfg, dataset, workdir, writer
     self.generate = make_generate_fn(nets)
-    n = cfg.eval_samples if cfg.is_toy else 64
+    names = cfg.eval_metric_names
+    n = cfg.eval_samples if (cfg.is_toy or names) else 64
     # Fixed latents, independent of the training keys: the same picture grid every eval.
     self.z = np.asarray(jax.random.normal(
         jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 2**31 - 1), (n, nets.latent_dim)))
+    self.image_metrics = None
+    if names:
+      from gan_jax.metrics import digits
+      reals = dataset.get_batch(0, min(cfg.eval_samples, dataset.num_examples))["x"]
+      self.image_metrics = metrics_lib.ImageMetrics(reals, names, digits.classify)
 
-  def samples(self, state):
+  def samples(self, state, chunk: int = 500):
     """G_ema(z) for the fixed latents, in data units (toy data scale undone)."""
-    x = sharding.to_host(self.generate(state.ema_g_params, state.g_collections, self.z))
+    x = np.concatenate([sharding.to_host(self.generate(state.ema_g_params, state.g_collections,
+                                                       self.z[i:i + chunk]))
+                        for i in range(0, len(self.z), chunk)])
     return x / self.cfg.data_scale if self.cfg.is_toy else x
 
   def __call__(self, state, step: int, train_metrics: dict) -> dict:
@@ -54,8 +63,11 @@ class Evaluator:
         sampling.scatter_png(x, mix.means, path, real=self.dataset.reference_sample(len(x)),
                              title=f"step {step}: {toy['modes']}/{len(mix.means)} modes, "
                                    f"{100 * toy['high_quality']:.1f}% high quality")
-    elif self.writer.enabled:
-      grid = sampling.image_grid(x, cols=8)
+    else:
+      if self.image_metrics is not None:
+        record.update(self.image_metrics(x))
+      grid = sampling.image_grid(x[:64], cols=8)
+    if not self.cfg.is_toy and self.writer.enabled:
       sampling.save_png(grid, path)
       self.writer.write_image(step, "samples", grid)
     self.writer.write(step, record)
@@ -63,9 +75,12 @@ class Evaluator:
 
 
 def best_score(cfg, record: dict):
-  """Larger is better; None when no metric ranks checkpoints. Toy: (modes, -reverse KL)."""
+  """Larger is better; None when no metric ranks checkpoints. Toy: (modes, -reverse KL); images: -FID."""
   if cfg.is_toy and "modes" in record:
     return (record["modes"], -record["reverse_kl"])
+  for name in ("fid", "kid"):
+    if name in record:
+      return (-record[name],)
   return None
 
 
@@ -120,6 +135,11 @@ def train_and_evaluate(cfg: config_lib.Config) -> dict:
   _, saved_meta = ckpt_lib.read_meta(os.path.join(cfg.workdir, "checkpoints"))
   if saved_meta:
     check_resumable(cfg, saved_meta["config"])  # Before anything is written or touched.
+  if cfg.eval_metric_names and dataset.data_shape[-1] != 1:
+    raise config_lib.ConfigError(
+        "eval_metrics", cfg.eval_metrics, f"the shipped feature network is a digit classifier for 1-channel "
+        f"images, and {cfg.dataset} has {dataset.data_shape[-1]} channels; pass --eval_metrics= (none) or "
+        "call gan_jax.metrics.ImageMetrics with your own feature function")
   mesh = sharding.make_mesh(cfg.num_devices)
   sharding.check_batch_divides(cfg.batch_size, mesh)
   nets = build_nets(cfg, dataset.data_shape, DATA_AXIS)

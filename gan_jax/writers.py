@@ -60,7 +60,7 @@ class _QuietLibraries:
 
 
 def quiet_library_logs():
-  logging.get_absl_handler().addFilter(_QuietLibraries())
+  logging.get_absl_logger().addFilter(_QuietLibraries())
 
 
 def format_duration(seconds: float) -> str:

@@ -1,0 +1,49 @@
+"""Evaluate a saved run and print a table.
+
+  python experiments/evaluate.py --workdir=runs/dcgan [--step=S | --best] [--num_samples=2500] [--parzen]
+
+Image runs on 1-channel data: FID, KID, the score, precision/recall/density/coverage and the class
+histogram on the shipped digit CNN's features, beside the real-data baseline (held-out vs train
+digits); for DCGAN, the accuracy of a linear classifier on D's features with 100 and with all labels;
+interpolations.png and class_means.png in WORKDIR/eval. Toy runs: modes, high quality, reverse KL.
+The table is also written to WORKDIR/eval/evaluation.json.
+"""
+import json
+import os
+import sys
+
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+flags.DEFINE_string("workdir", None, "The run's workdir.")
+flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest).")
+flags.DEFINE_bool("best", False, "Use the best checkpoint.")
+flags.DEFINE_integer("num_samples", 2500, "Generated samples to score.")
+flags.DEFINE_integer("seed", 0, "Seed of the latents.")
+flags.DEFINE_bool("parzen", False, "Also the Parzen-window log-likelihood (Goodfellow et al. 2014).")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  del argv
+  from gan_jax import checkpoint, evaluation, writers
+  writers.quiet_library_logs()
+  if not FLAGS.workdir:
+    print("error: --workdir is required", file=sys.stderr)
+    sys.exit(2)
+  try:
+    result = evaluation.evaluate_run(FLAGS.workdir, FLAGS.step, FLAGS.best, FLAGS.num_samples, FLAGS.seed,
+                                     FLAGS.parzen)
+  except checkpoint.CheckpointError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+  print(evaluation.format_table(result))
+  out = os.path.join(FLAGS.workdir, "eval", "evaluation.json")
+  os.makedirs(os.path.dirname(out), exist_ok=True)
+  with open(out, "w") as f:
+    json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,116 @@
+"""Evaluate a saved run: the metrics GAN papers report, and the DCGAN paper's checks.
+
+Used by experiments/evaluate.py. Everything here reads a workdir's checkpoint; nothing trains G.
+"""
+import dataclasses
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gan_jax import metrics as metrics_lib
+from gan_jax import restore, sampling
+from gan_jax.data import make_dataset
+from gan_jax.metrics import digits, modes, parzen
+
+
+def image_table(fake, train_x, held_out_x=None, names=("fid", "kid", "score", "prdc", "classes")):
+  """{metric: (generated vs train, held-out vs train or None)} on digit-CNN features."""
+  metric = metrics_lib.ImageMetrics(train_x, names, digits.classify)
+  fake_row = metric(fake)
+  base_row = metric(held_out_x) if held_out_x is not None else {}
+  return {k: (v, base_row.get(k)) for k, v in fake_row.items() if not isinstance(v, list)}
+
+
+def parzen_table(fake, held_out_x):
+  """Parzen log-likelihood in [0, 1] pixel space: sigma on the first half of held_out, LL on the rest."""
+  to01 = lambda a: (np.asarray(a, np.float64).reshape(len(a), -1) + 1) / 2  # noqa: E731
+  half = len(held_out_x) // 2
+  mean, se, sigma = parzen.parzen_estimate(to01(fake), to01(held_out_x[:half]), to01(held_out_x[half:]),
+                                           sigmas=np.logspace(-1, 0, 10))
+  return {"parzen_ll": mean, "parzen_se": se, "parzen_sigma": sigma}
+
+
+def discriminator_features(nets, state, images, batch: int = 500):
+  """D's last feature map, flattened: [N, F] (the DCGAN paper reuses D's features for classification)."""
+  variables = {"params": state.d_params, **state.d_collections}
+  fn = jax.jit(lambda x: nets.discriminator.apply(variables, x, train=False, features=True)[1])
+  return np.concatenate([np.asarray(fn(jnp.asarray(images[i:i + batch]))).reshape(
+      len(images[i:i + batch]), -1) for i in range(0, len(images), batch)])
+
+
+def linear_probe(train_f, train_y, test_f, test_y, num_labels=None, seed: int = 0):
+  """Held-out accuracy of a logistic regression on D's features, trained on `num_labels` labels."""
+  from sklearn.linear_model import LogisticRegression
+  from sklearn.preprocessing import StandardScaler
+  idx = np.arange(len(train_f))
+  if num_labels is not None:
+    idx = np.random.default_rng(seed).choice(len(train_f), num_labels, replace=False)
+  scaler = StandardScaler().fit(train_f[idx])
+  clf = LogisticRegression(max_iter=2000).fit(scaler.transform(train_f[idx]), train_y[idx])
+  return float(np.mean(clf.predict(scaler.transform(test_f)) == test_y))
+
+
+def interpolation_grid(nets, state, rows: int = 8, steps: int = 10, seed: int = 0):
+  """Images along straight lines between random latent pairs: [rows*steps, ...] (DCGAN paper, fig. 4)."""
+  key_a, key_b = jax.random.split(jax.random.PRNGKey(seed))
+  za = jax.random.normal(key_a, (rows, 1, nets.latent_dim))
+  zb = jax.random.normal(key_b, (rows, 1, nets.latent_dim))
+  t = jnp.linspace(0, 1, steps)[None, :, None]
+  z = (za * (1 - t) + zb * t).reshape(rows * steps, nets.latent_dim)
+  return restore.generate_from_latents(nets, state, z)
+
+
+def class_mean_latents(nets, state, num_samples: int = 2000, seed: int = 0):
+  """Mean z of the samples the digit CNN assigns to each class: [10, latent] (latent arithmetic)."""
+  z = jax.random.normal(jax.random.PRNGKey(seed), (num_samples, nets.latent_dim))
+  probs, _ = digits.classify(restore.generate_from_latents(nets, state, z))
+  labels = probs.argmax(1)
+  return np.stack([np.asarray(z)[labels == c].mean(0) if np.any(labels == c) else np.zeros(nets.latent_dim)
+                   for c in range(probs.shape[1])])
+
+
+def evaluate_run(workdir, step=None, best=False, num_samples=2500, seed=0, with_parzen=False, out_dir=None):
+  """Evaluates a run; writes pictures under out_dir; returns {'step', 'rows': {name: (value, baseline)}}."""
+  cfg, nets, state, step, _ = restore.load_run(workdir, step, best)
+  out_dir = out_dir or os.path.join(workdir, "eval")
+  os.makedirs(out_dir, exist_ok=True)
+  fake = restore.generate_samples(nets, state, num_samples, seed)
+  if cfg.is_toy:
+    from gan_jax.data import toy
+    mix = toy.TOY[cfg.dataset]()
+    m = modes.mode_metrics(fake / cfg.data_scale, mix.means, mix.sigma)
+    return {"step": step, "rows": {k: (v, None) for k, v in m.items() if k != "mode_counts"}}
+  dataset = make_dataset(cfg)
+  train = dataset.get_batch(0, min(num_samples, dataset.num_examples))
+  held_out = None
+  if cfg.dataset.split(":")[0] == "mnist5k":
+    held_out = make_dataset(dataclasses.replace(cfg, dataset="mnist5k:test"))
+    held_out = held_out.get_batch(0, held_out.num_examples)
+  rows = image_table(fake, train["x"], held_out["x"] if held_out else None)
+  if with_parzen and held_out is not None:
+    rows.update({k: (v, None) for k, v in parzen_table(fake, held_out["x"]).items()})
+  if cfg.model == "dcgan" and held_out is not None:
+    tf = discriminator_features(nets, state, train["x"])
+    hf = discriminator_features(nets, state, held_out["x"])
+    for n in (100, None):
+      acc = linear_probe(tf, train["label"], hf, held_out["label"], n)
+      rows[f"d_features_linear_acc_{n or len(tf)}_labels"] = (acc, None)
+  sampling.save_png(sampling.image_grid(interpolation_grid(nets, state, seed=seed), cols=10),
+                    os.path.join(out_dir, "interpolations.png"))
+  means = class_mean_latents(nets, state, seed=seed)
+  # Row c: G(mean z of class c); then arithmetic: mean_c - mean_0 + mean_1 for each c.
+  arithmetic = np.concatenate([means, means - means[0] + means[1]])
+  sampling.save_png(sampling.image_grid(restore.generate_from_latents(nets, state, arithmetic), cols=10),
+                    os.path.join(out_dir, "class_means.png"))
+  return {"step": step, "rows": rows}
+
+
+def format_table(result) -> str:
+  lines = [f"| metric (step {result['step']}) | generated vs train | held-out vs train (real baseline) |",
+           "|---|---|---|"]
+  for name, (value, base) in result["rows"].items():
+    fmt = lambda v: "" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))  # noqa: E731
+    lines.append(f"| {name} | {fmt(value)} | {fmt(base)} |")
+  return "\n".join(lines)

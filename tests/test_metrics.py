@@ -1,0 +1,130 @@
+"""Metrics against closed forms and direct references."""
+import numpy as np
+import pytest
+from scipy import linalg
+
+from gan_jax.data.images import load_mnist5k
+from gan_jax.metrics import ImageMetrics, digits, frechet, inception_score, kid, parzen, prdc
+
+
+def test_frechet_distance_closed_form_for_diagonal_gaussians():
+  rng = np.random.default_rng(0)
+  mu1, mu2 = rng.normal(size=6), rng.normal(size=6)
+  v1, v2 = rng.uniform(0.1, 2, 6), rng.uniform(0.1, 2, 6)
+  expected = np.sum((mu1 - mu2) ** 2) + np.sum(v1 + v2 - 2 * np.sqrt(v1 * v2))
+  assert frechet.frechet_distance(mu1, np.diag(v1), mu2, np.diag(v2)) == pytest.approx(expected, rel=1e-10)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_frechet_distance_matches_scipy_sqrtm(seed):
+  rng = np.random.default_rng(seed)
+  a, b = rng.normal(size=(20, 20)), rng.normal(size=(20, 20))
+  s1, s2 = a @ a.T / 20, b @ b.T / 20
+  mu1, mu2 = rng.normal(size=20), rng.normal(size=20)
+  ref = np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * linalg.sqrtm(s1 @ s2).real)
+  assert frechet.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(ref, abs=1e-4)
+
+
+def test_fid_of_a_set_with_itself_is_zero():
+  f = np.random.default_rng(0).normal(size=(500, 32))
+  assert abs(frechet.fid(f, f)) < 1e-6
+
+
+def test_kid_matches_direct_numpy():
+  rng = np.random.default_rng(0)
+  x, y = rng.normal(size=(50, 8)), rng.normal(0.3, 1.2, size=(60, 8))
+
+  def k(a, b):
+    return (a @ b / 8 + 1) ** 3
+
+  m, n = len(x), len(y)
+  kxx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+  kyy = sum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+  kxy = sum(k(x[i], y[j]) for i in range(m) for j in range(n)) / (m * n)
+  assert kid.mmd2_unbiased(x, y) == pytest.approx(kxx + kyy - 2 * kxy, abs=1e-6)
+  mean, std = kid.kid(x, y[:50], num_subsets=3, subset_size=1000)  # subsets of all points: no spread
+  assert mean == pytest.approx(kid.mmd2_unbiased(x, y[:50]), abs=1e-9) and std < 1e-9
+
+
+def test_inception_score_limits():
+  same = np.tile([[0.2, 0.5, 0.3]], (100, 1))
+  assert inception_score.inception_score(same)[0] == pytest.approx(1.0)
+  confident = np.eye(10)[np.arange(1000) % 10]
+  assert inception_score.inception_score(confident)[0] == pytest.approx(10.0)
+
+
+def test_prdc_identical_and_disjoint_sets():
+  rng = np.random.default_rng(0)
+  real = rng.normal(size=(300, 4))
+  same = prdc.prdc(real, real.copy())
+  assert same["precision"] == 1.0 and same["recall"] == 1.0 and same["coverage"] == 1.0
+  far = prdc.prdc(real, real + 100.0)
+  assert far["precision"] == 0.0 and far["recall"] == 0.0 and far["coverage"] == 0.0 and far["density"] == 0.0
+
+
+def test_parzen_window_matches_the_gaussian_density():
+  rng = np.random.default_rng(0)
+  centre = np.zeros((1, 3))
+  x = rng.normal(size=(10, 3))
+  # One kernel centre: the Parzen density is exactly N(0, sigma^2 I).
+  expected = -0.5 * np.sum(x ** 2, 1) / 0.25 - 1.5 * np.log(2 * np.pi * 0.25)
+  np.testing.assert_allclose(parzen.parzen_log_likelihood(centre, x, 0.5), expected, rtol=1e-10)
+  samples = rng.normal(size=(2000, 2))
+  mean, se, sigma = parzen.parzen_estimate(samples, rng.normal(size=(200, 2)), rng.normal(size=(500, 2)),
+                                           sigmas=np.logspace(-1.5, 0.5, 12))
+  true_ll = -0.5 * 2 - np.log(2 * np.pi)  # E[log N(x; 0, I)] in 2-D
+  assert abs(mean - true_ll) < 0.2 and se > 0 and 0.03 < sigma < 3
+
+
+def test_shipped_digit_classifier_accuracy_on_held_out_digits():
+  x, y = load_mnist5k(32, "test")
+  probs, features = digits.classify(x.astype(np.float32) / 127.5 - 1)
+  accuracy = float(np.mean(probs.argmax(1) == y))
+  assert accuracy >= 0.97, accuracy
+  assert features.shape == (1000, 128)
+
+
+def test_real_vs_real_baseline_is_small_and_noise_is_far():
+  train_x = load_mnist5k(32, "train")[0].astype(np.float32) / 127.5 - 1
+  test_x = load_mnist5k(32, "test")[0].astype(np.float32) / 127.5 - 1
+  metrics = ImageMetrics(train_x, ("fid", "classes", "score"), digits.classify)
+  real = metrics(test_x)
+  noise = metrics(np.random.default_rng(0).uniform(-1, 1, test_x.shape).astype(np.float32))
+  assert real["classes"] == 10 and real["class_reverse_kl"] < 0.01 and real["score"] > 8
+  assert real["fid"] < 10 < 10 * real["fid"] < noise["fid"]
+
+
+@pytest.mark.integration
+def test_training_reports_image_metrics_and_evaluate_py_prints_the_table(tmp_path):
+  import json
+  import os
+  import subprocess
+  import sys
+
+  from gan_jax import train
+  from tests.conftest import REPO
+  from tests.test_images import image_config
+  cfg = image_config(tmp_path, "mnist5k", resolution=32, eval_metrics="fid,kid,classes", eval_samples=200,
+                     train_steps=2, eval_every=2, checkpoint_every=2)
+  train.train_and_evaluate(cfg)
+  record = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+  assert record["fid"] > 0 and "kid" in record and 0 <= record["classes"] <= 10
+  assert os.listdir(tmp_path / "checkpoints_best") == ["2"]  # ranked by FID
+  result = subprocess.run([sys.executable, os.path.join(REPO, "experiments", "evaluate.py"),
+                           f"--workdir={tmp_path}", "--num_samples=300", "--parzen"],
+                          capture_output=True, text=True, timeout=600)
+  assert result.returncode == 0, result.stderr[-3000:]
+  for row in ("| fid |", "| kid |", "| precision |", "| classes |", "| parzen_ll |",
+              "| d_features_linear_acc_100_labels |"):
+    assert row in result.stdout
+  saved = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
+  assert saved["step"] == 2 and saved["rows"]["fid"][1] < saved["rows"]["fid"][0]  # real baseline is lower
+  assert (tmp_path / "eval" / "interpolations.png").exists() and (tmp_path / "eval" / "class_means.png").exists()
+
+
+def test_eval_metrics_flag_is_validated(tmp_path):
+  from gan_jax import config as config_lib
+  from tests.conftest import toy_config
+  with pytest.raises(config_lib.ConfigError, match="--eval_metrics=fid,bogus: valid for image data"):
+    config_lib.validate(toy_config(tmp_path, dataset="mnist5k", model="dcgan", resolution=28,
+                                   eval_metrics="fid,bogus"))
