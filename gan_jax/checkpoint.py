@@ -18,6 +18,11 @@ class CheckpointError(RuntimeError):
   """No usable checkpoint where one was asked for."""
 
 
+def absolute(path: str) -> str:
+  """orbax needs absolute paths; URLs (gs://...) are left as they are."""
+  return path if "://" in path else os.path.abspath(path)
+
+
 def _manager(directory: str, keep: int, async_save: bool = True) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(
       directory, options=ocp.CheckpointManagerOptions(
@@ -26,9 +31,9 @@ def _manager(directory: str, keep: int, async_save: bool = True) -> ocp.Checkpoi
 
 def read_meta(directory: str, step: int | None = None):
   """(step, metadata dict) of the newest (or given) checkpoint in `directory`, or (None, None)."""
-  if not os.path.isdir(directory):
+  if "://" not in directory and not os.path.isdir(directory):
     return None, None
-  mngr = ocp.CheckpointManager(directory)
+  mngr = ocp.CheckpointManager(absolute(directory))
   steps = sorted(mngr.all_steps(), reverse=True) if step is None else [step]
   for s in steps:
     try:
@@ -42,7 +47,7 @@ class Checkpointer:
   """Saves and restores `GANState` + metadata under WORKDIR/checkpoints{,_best}."""
 
   def __init__(self, workdir: str, keep: int, enabled: bool = True):
-    self.workdir = workdir
+    self.workdir = workdir = absolute(workdir)
     self.directory = os.path.join(workdir, "checkpoints")
     self.best_directory = os.path.join(workdir, "checkpoints_best")
     self._mngr = _manager(self.directory, keep)
@@ -97,7 +102,7 @@ class Checkpointer:
 
 def restore_from(directory: str, step: int | None, abstract_state):
   """(state, meta, step) from `directory` (checkpoints/ or checkpoints_best/), for sampling."""
-  mngr = ocp.CheckpointManager(directory)
+  mngr = ocp.CheckpointManager(absolute(directory))
   step = mngr.latest_step() if step is None else step
   if step is None or step not in mngr.all_steps():
     raise CheckpointError(f"no checkpoint {'at step ' + str(step) if step is not None else ''} in "

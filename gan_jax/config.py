@@ -57,6 +57,8 @@ class Config:
   # Objective and optimisation.
   loss: str = _field("nonsaturating", "nonsaturating | minimax | wgan | hinge | lsgan.")
   d_steps: int = _field(1, "k: discriminator steps per generator step.")
+  share_fakes: bool = _field(False, "The last D step and the G step use the same G(z) (one G forward "
+                             "per iteration, the reference DCGAN loop); off: each step draws its own z.")
   label_smoothing: float = _field(0.0, "One-sided label smoothing: real targets 1 - s.")
   batch_size: int = _field(64, "Global batch size (all devices together).")
   train_steps: int = _field(10000, "Generator steps to train for.")

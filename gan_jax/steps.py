@@ -71,13 +71,9 @@ def make_steps(cfg, nets: GANNets, g_tx, d_tx, axis_name: Optional[str] = None,
   def discriminate(d_params, d_collections, x, key):
     return _apply(D, d_params, d_collections, pack_samples(x, cfg.pack), True, key)
 
-  def d_step(state: GANState, batch):
-    """One discriminator update: descend -V(D, G) (or the chosen critic loss) in D's weights."""
-    key = jax.random.fold_in(jax.random.fold_in(state.rng, 0), state.d_updates)
-    key_z, key_real, key_fake = jax.random.split(key, 3)
-    x_real = batch["x"]
-    z = sample_latents(key_z, x_real.shape[0], nets.latent_dim, axis_name)
-    x_fake, _ = _apply(G, state.g_params, state.g_collections, z, True)
+  def d_update(state: GANState, x_real, x_fake, key):
+    """Descends the discriminator loss (-V(D, G) for the GAN losses) in D's weights."""
+    key_real, key_fake = jax.random.split(key)
     x_fake = lax.stop_gradient(x_fake)
 
     def loss_fn(d_params):
@@ -102,20 +98,33 @@ def make_steps(cfg, nets: GANNets, g_tx, d_tx, axis_name: Optional[str] = None,
         d_collections=_pmean(cols, axis_name), d_updates=state.d_updates + 1)
     return new_state, metrics
 
-  def g_step(state: GANState):
-    """One generator update with the configured generator loss; updates the EMA of G."""
+  def d_step(state: GANState, batch):
+    """One discriminator update on `batch` and fresh fakes G(z); G is left unchanged."""
+    key = jax.random.fold_in(jax.random.fold_in(state.rng, 0), state.d_updates)
+    key_z, key_d = jax.random.split(key)
+    x_real = batch["x"]
+    z = sample_latents(key_z, x_real.shape[0], nets.latent_dim, axis_name)
+    x_fake, _ = _apply(G, state.g_params, state.g_collections, z, True)
+    return d_update(state, x_real, x_fake, key_d)
+
+  def generator_forward(state: GANState):
+    """(x_fake, vjp of G at its params, G's updated collections, dropout key) for this G step."""
     key = jax.random.fold_in(jax.random.fold_in(state.rng, 1), state.step)
     key_z, key_drop = jax.random.split(key)
     z = sample_latents(key_z, local_batch, nets.latent_dim, axis_name)
+    x_fake, g_vjp, g_cols = jax.vjp(lambda p: _apply(G, p, state.g_collections, z, True), state.g_params,
+                                    has_aux=True)
+    return x_fake, g_vjp, g_cols, key_drop
 
-    def loss_fn(g_params):
-      x_fake, g_cols = _apply(G, g_params, state.g_collections, z, True)
-      fake_logits, _ = discriminate(state.d_params, state.d_collections, x_fake,
+  def g_update(state: GANState, x_fake, g_vjp, g_cols, key_drop):
+    """Descends the generator loss: dL/dx through D (at its current weights), then back through G."""
+    def loss_fn(x):
+      fake_logits, _ = discriminate(state.d_params, state.d_collections, x,
                                     _device_key(key_drop, axis_name))
-      return loss.g_loss(fake_logits), (g_cols, fake_logits)
+      return loss.g_loss(fake_logits), fake_logits
 
-    (g_loss, (g_cols, fake_logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.g_params)
-    grads = _pmean(grads, axis_name)
+    (g_loss, fake_logits), dx = jax.value_and_grad(loss_fn, has_aux=True)(x_fake)
+    grads = _pmean(g_vjp(dx)[0], axis_name)
     updates, g_opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
     g_params = optax.apply_updates(state.g_params, updates)
     ema = optax.incremental_update(g_params, state.ema_g_params, 1.0 - cfg.ema_decay)
@@ -126,12 +135,28 @@ def make_steps(cfg, nets: GANNets, g_tx, d_tx, axis_name: Optional[str] = None,
         ema_g_params=ema, step=state.step + 1)
     return new_state, metrics
 
+  def g_step(state: GANState):
+    """One generator update with the configured generator loss; updates the EMA of G."""
+    return g_update(state, *generator_forward(state))
+
   def train_step(state: GANState, batches):
-    """k = cfg.d_steps discriminator steps on batches[0..k-1], then one generator step."""
+    """k = cfg.d_steps discriminator steps on batches[0..k-1], then one generator step.
+
+    With cfg.share_fakes the last D step judges the very fakes the G step then
+    improves (one G forward per iteration, as in the reference DCGAN loop);
+    otherwise each step draws its own latents.
+    """
     d_metrics = {}
-    for i in range(cfg.d_steps):
+    last = cfg.d_steps - 1 if cfg.share_fakes else cfg.d_steps
+    for i in range(last):
       state, d_metrics = d_step(state, jax.tree.map(lambda a, i=i: a[i], batches))
-    state, g_metrics = g_step(state)
+    if not cfg.share_fakes:
+      state, g_metrics = g_step(state)
+      return state, {**d_metrics, **g_metrics}
+    x_fake, g_vjp, g_cols, key_drop = generator_forward(state)
+    key_d = jax.random.fold_in(jax.random.fold_in(state.rng, 0), state.d_updates)
+    state, d_metrics = d_update(state, batches["x"][last], x_fake, key_d)
+    state, g_metrics = g_update(state, x_fake, g_vjp, g_cols, key_drop)
     return state, {**d_metrics, **g_metrics}
 
   return StepFns(d_step, g_step, train_step)

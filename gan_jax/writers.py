@@ -3,6 +3,7 @@
 Only the chief process (index 0) writes; the others get a writer that does nothing.
 """
 import json
+import logging as python_logging
 import os
 
 import numpy as np
@@ -56,7 +57,7 @@ class _QuietLibraries:
 
   def filter(self, record):
     noisy = any(part in record.pathname for part in ("/orbax/", "/jax/_src/xla_bridge"))
-    return record.levelno >= logging.WARNING or not noisy
+    return record.levelno >= python_logging.WARNING or not noisy
 
 
 def quiet_library_logs():

@@ -115,3 +115,16 @@ def test_bad_data_exits_2_and_writes_nothing(tmp_path, dataset, message):
 def test_unsupported_resolution_is_a_flag_error(tmp_path):
   result = run_cli("--flagfile=dcgan.flags", f"--workdir={tmp_path}/w", "--resolution=48")
   assert result.returncode == 2 and "--resolution=48: valid choices: 28, 32, 64" in result.stderr
+
+
+@pytest.mark.integration
+def test_original_gan_mnist_flags_train_a_few_steps(tmp_path):
+  result = run_cli("--flagfile=gan_mnist.flags", f"--workdir={tmp_path}", "--train_steps=4", "--steps_per_call=2",
+                   "--eval_every=4", "--checkpoint_every=4", "--log_every=2", "--eval_samples=100")
+  assert result.returncode == 0, result.stderr[-3000:]
+  record = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+  assert record["step"] == 4 and np.isfinite(record["fid"])
+  from gan_jax import restore
+  _, nets, state, _, _ = restore.load_run(str(tmp_path))
+  assert state.g_params["Dense_2"]["kernel"].shape == (1200, 784)
+  assert state.d_params["Maxout_0"]["Dense_0"]["kernel"].shape == (784, 240 * 5)

@@ -50,7 +50,7 @@ def test_unknown_flag_and_missing_flagfile(tmp_path):
 @pytest.mark.integration
 def test_run_py_trains_from_a_flagfile_found_in_experiments(tmp_path):
   workdir = tmp_path / "ring"
-  result = run_cli("--flagfile=ring.flags", f"--workdir={workdir}", "--train_steps=40",
+  result = run_cli("--flagfile=ring.flags", "--workdir=ring", "--train_steps=40",  # relative to cwd
                    "--steps_per_call=20", "--eval_every=20", "--log_every=20", "--checkpoint_every=20",
                    cwd=str(tmp_path))
   assert result.returncode == 0, result.stderr[-3000:]
@@ -64,6 +64,8 @@ def test_run_py_trains_from_a_flagfile_found_in_experiments(tmp_path):
   final = json.loads((workdir / "eval" / "final_metrics.json").read_text())
   assert set(final) >= {"modes", "high_quality", "reverse_kl"}
   assert "steps/s" in result.stderr and "ETA" in result.stderr
+  assert sorted(os.listdir(workdir / "checkpoints")) == ["20", "40"]
+  assert "Traceback" not in result.stderr
 
 
 @pytest.mark.integration

@@ -2,6 +2,7 @@
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
 
 from gan_jax.data import make_dataset, stacked_batches
@@ -88,3 +89,47 @@ def test_jitted_step_compiles_once(setup):
   for _ in range(3):
     state, _ = fn(state, batch)
   assert len(traces) == 1
+
+
+def test_g_step_gradient_equals_direct_differentiation(tmp_path):
+  """The vjp-based G update equals jax.grad of g_loss(D(G(z))) with respect to G's weights."""
+  from gan_jax import losses
+  from gan_jax.steps import sample_latents
+  cfg = toy_config(tmp_path, batch_size=16, pack=2)
+  nets = build_nets(cfg, (2,))
+  g_tx, d_tx = make_optimizers(cfg)
+  state = create_state(cfg, nets, g_tx, d_tx)
+  new, _ = jax.jit(make_steps(cfg, nets, g_tx, d_tx).g_step)(state)
+  key_z, _ = jax.random.split(jax.random.fold_in(jax.random.fold_in(state.rng, 1), state.step))
+  z = sample_latents(key_z, 16, nets.latent_dim)
+
+  def loss(p):
+    x = nets.generator.apply({"params": p}, z).reshape(8, 4)  # packed pairs
+    return losses.nonsaturating_generator_loss(nets.discriminator.apply({"params": state.d_params}, x))
+
+  updates, _ = g_tx.update(jax.grad(loss)(state.g_params), state.g_opt_state, state.g_params)
+  expected = optax.apply_updates(state.g_params, updates)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), new.g_params, expected)
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_share_fakes_counts_and_reuses_the_generator_forward(tmp_path, share, monkeypatch):
+  from gan_jax import steps as steps_lib
+  cfg = toy_config(tmp_path, d_steps=2, batch_size=16, share_fakes=share)
+  nets = build_nets(cfg, (2,))
+  g_tx, d_tx = make_optimizers(cfg)
+  state = create_state(cfg, nets, g_tx, d_tx)
+  generator_calls = []
+  apply = steps_lib._apply
+
+  def counting_apply(module, *args, **kwargs):
+    generator_calls.append(module is nets.generator)
+    return apply(module, *args, **kwargs)
+
+  monkeypatch.setattr(steps_lib, "_apply", counting_apply)
+  steps = make_steps(cfg, nets, g_tx, d_tx)
+  batches = stacked_batches(make_dataset(cfg), 0, 1, cfg.d_steps, cfg.batch_size)
+  new, _ = jax.jit(steps.train_step)(state, jax.tree.map(lambda a: a[0], batches))
+  assert int(new.d_updates) == 2 and int(new.step) == 1
+  # Generator forwards per iteration: 2 D steps + 1 G step without sharing; the last D step shares with.
+  assert sum(generator_calls) == (2 if share else 3)
