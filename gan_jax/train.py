@@ -196,12 +196,14 @@ def train_and_evaluate(cfg: config_lib.Config) -> dict:
         reported_step = step + int(metrics.pop("step_in_call"))
         bad = _nonfinite(metrics)
         if bad and cfg.nan_policy == "stop":
+          latest = checkpointer.latest_step()
+          kept = (f"the newest checkpoint (step {latest}) holds the last finite state" if latest is not None
+                  else "no checkpoint had been written yet")
           raise NonFiniteError(
               f"non-finite {', '.join(bad)} at step {reported_step}; training stopped and nothing was saved "
-              f"from this step. The newest checkpoint (step {checkpointer.latest_step()}) holds the last "
-              "finite state: lower --lr_g/--lr_d, or change --loss, and resume.")
+              f"from this step; {kept}. Lower --lr_g/--lr_d or change --loss, then rerun (it resumes).")
         state, step = new_state, step + n
-        if step % cfg.log_every < n or step == cfg.train_steps:
+        if is_chief and (step % cfg.log_every < n or step == cfg.train_steps):
           now = time.time()
           writers.log_progress(step, cfg.train_steps, metrics, (step - step_last) / (now - t_last))
           t_last, step_last = now, step

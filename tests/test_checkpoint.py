@@ -132,7 +132,7 @@ def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeyp
   poisoned = losses.GANLoss(losses.discriminator_loss, lambda logits: losses.nonsaturating_generator_loss(
       logits) * np.nan)
   monkeypatch.setitem(losses.LOSSES, "nonsaturating", poisoned)
-  with pytest.raises(train.NonFiniteError, match=r"non-finite g_loss, g_grad_norm at step 11;.*newest checkpoint \(step 10\)"):
+  with pytest.raises(train.NonFiniteError, match=r"non-finite g_loss, g_grad_norm at step 11;.*the newest checkpoint \(step 10\) holds"):
     train.train_and_evaluate(toy_config(tmp_path, **{**kw, "train_steps": 20}))
   assert sorted(int(d) for d in os.listdir(tmp_path / "checkpoints")) == [5, 10]
   _, _, state, _, _ = restore.load_run(str(tmp_path))

@@ -113,3 +113,4 @@ def test_two_processes_equal_one_process_with_eight_devices(tmp_path):
   assert steps == [10, 20]
   assert sorted(os.listdir(tmp_path / "multi" / "samples")) == ["step_0000010.png", "step_0000020.png"]
   assert "8 devices" in outs[0]
+  assert "step 20/20" in outs[0] and "step 20/20" not in outs[1]  # progress lines from process 0 only
