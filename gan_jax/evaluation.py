@@ -16,11 +16,17 @@ from gan_jax.metrics import digits, modes, parzen
 
 
 def image_table(fake, train_x, held_out_x=None, names=("fid", "kid", "score", "prdc", "classes")):
-  """{metric: (generated vs train, held-out vs train or None)} on digit-CNN features."""
-  metric = metrics_lib.ImageMetrics(train_x, names, digits.classify)
-  fake_row = metric(fake)
-  base_row = metric(held_out_x) if held_out_x is not None else {}
-  return {k: (v, base_row.get(k)) for k, v in fake_row.items() if not isinstance(v, list)}
+  """{metric: (generated vs train, generated vs held-out, held-out vs train)} on digit-CNN features.
+
+  The last column is the real-data baseline: what real unseen digits score against the training set.
+  Without held-out data the last two are None.
+  """
+  versus_train = metrics_lib.ImageMetrics(train_x, names, digits.classify)
+  fake_row, held_row, base_row = versus_train(fake), {}, {}
+  if held_out_x is not None:
+    held_row = metrics_lib.ImageMetrics(held_out_x, names, digits.classify)(fake)
+    base_row = versus_train(held_out_x)
+  return {k: (v, held_row.get(k), base_row.get(k)) for k, v in fake_row.items() if not isinstance(v, list)}
 
 
 def parzen_table(fake, held_out_x):
@@ -81,7 +87,7 @@ def evaluate_run(workdir, step=None, best=False, num_samples=2500, seed=0, with_
     from gan_jax.data import toy
     mix = toy.TOY[cfg.dataset]()
     m = modes.mode_metrics(fake / cfg.data_scale, mix.means, mix.sigma)
-    return {"step": step, "rows": {k: (v, None) for k, v in m.items() if k != "mode_counts"}}
+    return {"step": step, "rows": {k: (v, None, None) for k, v in m.items() if k != "mode_counts"}}
   dataset = make_dataset(cfg)
   train = dataset.get_batch(0, min(num_samples, dataset.num_examples))
   held_out = None
@@ -90,13 +96,14 @@ def evaluate_run(workdir, step=None, best=False, num_samples=2500, seed=0, with_
     held_out = held_out.get_batch(0, held_out.num_examples)
   rows = image_table(fake, train["x"], held_out["x"] if held_out else None)
   if with_parzen and held_out is not None:
-    rows.update({k: (v, None) for k, v in parzen_table(fake, held_out["x"]).items()})
+    rows.update({k: (v, None, None) for k, v in parzen_table(fake, held_out["x"]).items()})
   if cfg.model == "dcgan" and held_out is not None:
-    tf = discriminator_features(nets, state, train["x"])
+    every = dataset.get_batch(0, dataset.num_examples)  # all training labels
+    tf = discriminator_features(nets, state, every["x"])
     hf = discriminator_features(nets, state, held_out["x"])
     for n in (100, None):
-      acc = linear_probe(tf, train["label"], hf, held_out["label"], n)
-      rows[f"d_features_linear_acc_{n or len(tf)}_labels"] = (acc, None)
+      acc = linear_probe(tf, every["label"], hf, held_out["label"], n)
+      rows[f"d_features_linear_acc_{n or len(tf)}_labels"] = (acc, None, None)
   sampling.save_png(sampling.image_grid(interpolation_grid(nets, state, seed=seed), cols=10),
                     os.path.join(out_dir, "interpolations.png"))
   means = class_mean_latents(nets, state, seed=seed)
@@ -108,9 +115,9 @@ def evaluate_run(workdir, step=None, best=False, num_samples=2500, seed=0, with_
 
 
 def format_table(result) -> str:
-  lines = [f"| metric (step {result['step']}) | generated vs train | held-out vs train (real baseline) |",
-           "|---|---|---|"]
-  for name, (value, base) in result["rows"].items():
-    fmt = lambda v: "" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))  # noqa: E731
-    lines.append(f"| {name} | {fmt(value)} | {fmt(base)} |")
+  lines = [f"| metric (step {result['step']}) | generated vs train | generated vs held-out | "
+           "held-out vs train (real baseline) |", "|---|---|---|---|"]
+  fmt = lambda v: "" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))  # noqa: E731
+  for name, values in result["rows"].items():
+    lines.append(f"| {name} | " + " | ".join(fmt(v) for v in values) + " |")
   return "\n".join(lines)
