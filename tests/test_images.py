@@ -74,6 +74,24 @@ def test_folder_trains_a_few_steps(tmp_path):
   assert (tmp_path / "w" / "reals.png").exists()
   assert (tmp_path / "w" / "samples" / "step_0000003.png").exists()
   assert json.loads((tmp_path / "w" / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 3
+  tags = tensorboard_tags(tmp_path / "w" / "tensorboard")
+  assert {"samples", "d_loss", "g_loss", "d_real", "d_fake"} <= tags, tags
+
+
+def tensorboard_tags(directory):
+  """Summary tags in the TFRecord-framed event files of `directory`."""
+  import struct
+  from tensorboardX.proto import event_pb2
+  tags = set()
+  for path in directory.glob("events.out.tfevents.*"):
+    data = path.read_bytes()
+    i = 0
+    while i < len(data):
+      (length,) = struct.unpack("<Q", data[i:i + 8])
+      event = event_pb2.Event.FromString(data[i + 12:i + 12 + length])
+      tags |= {v.tag for v in event.summary.value}
+      i += 12 + length + 4
+  return tags
 
 
 @pytest.mark.integration
