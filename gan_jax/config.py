@@ -60,6 +60,8 @@ class Config:
   share_fakes: bool = _field(False, "The last D step and the G step use the same G(z) (one G forward "
                              "per iteration, the reference DCGAN loop); off: each step draws its own z.")
   label_smoothing: float = _field(0.0, "One-sided label smoothing: real targets 1 - s.")
+  gp_weight: float = _field(0.0, "WGAN-GP gradient penalty weight lambda (10 in the paper); 0: off.")
+  r1_weight: float = _field(0.0, "R1 penalty weight gamma: adds gamma/2 E||grad D(x_real)||^2; 0: off.")
   batch_size: int = _field(64, "Global batch size (all devices together).")
   train_steps: int = _field(10000, "Generator steps to train for.")
   lr_g: float = _field(2e-4, "Generator Adam learning rate.")
@@ -126,6 +128,8 @@ def validate(cfg: Config) -> Config:
              f"valid for image data: {', '.join(IMAGE_METRICS)} (toy runs always report modes)")
   _require(cfg.num_devices >= 0, "num_devices", cfg.num_devices, "must be 0 (all) or positive")
   _require(0.0 <= cfg.label_smoothing < 1.0, "label_smoothing", cfg.label_smoothing, "must lie in [0, 1)")
+  _require(cfg.gp_weight >= 0.0, "gp_weight", cfg.gp_weight, "must be >= 0")
+  _require(cfg.r1_weight >= 0.0, "r1_weight", cfg.r1_weight, "must be >= 0")
   _require(0.0 <= cfg.d_dropout < 1.0, "d_dropout", cfg.d_dropout, "must lie in [0, 1)")
   _require(0.0 <= cfg.ema_decay < 1.0, "ema_decay", cfg.ema_decay, "must lie in [0, 1)")
   _require(0.0 <= cfg.beta1 < 1.0, "beta1", cfg.beta1, "must lie in [0, 1)")

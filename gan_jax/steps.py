@@ -15,7 +15,7 @@ import optax
 from jax import lax
 from jax.sharding import PartitionSpec as P
 
-from gan_jax import losses
+from gan_jax import losses, regularizers
 from gan_jax.nets import GANNets
 from gan_jax.nets.layers import pack_samples
 from gan_jax.state import GANState
@@ -73,17 +73,30 @@ def make_steps(cfg, nets: GANNets, g_tx, d_tx, axis_name: Optional[str] = None,
 
   def d_update(state: GANState, x_real, x_fake, key):
     """Descends the discriminator loss (-V(D, G) for the GAN losses) in D's weights."""
-    key_real, key_fake = jax.random.split(key)
+    key_real, key_fake, key_gp = jax.random.split(key, 3)
     x_fake = lax.stop_gradient(x_fake)
 
     def loss_fn(d_params):
       real_logits, cols = discriminate(d_params, state.d_collections, x_real,
                                        _device_key(key_real, axis_name))
       fake_logits, cols = discriminate(d_params, cols, x_fake, _device_key(key_fake, axis_name))
-      return loss.d_loss(real_logits, fake_logits, cfg.label_smoothing), (cols, real_logits, fake_logits)
+      d_loss = loss.d_loss(real_logits, fake_logits, cfg.label_smoothing)
+      penalties = {}
+      if cfg.gp_weight or cfg.r1_weight:
+        # D on its packed input, batch statistics of this step frozen (no running-stat update).
+        critic = lambda v: _apply(D, d_params, cols, v, True, _device_key(key_real, axis_name))[0]  # noqa: E731
+        if cfg.gp_weight:
+          penalties["gp"] = regularizers.gradient_penalty(
+              critic, pack_samples(x_real, cfg.pack), pack_samples(x_fake, cfg.pack),
+              _device_key(key_gp, axis_name))
+          d_loss = d_loss + cfg.gp_weight * penalties["gp"]
+        if cfg.r1_weight:
+          penalties["r1"] = regularizers.r1_penalty(critic, pack_samples(x_real, cfg.pack))
+          d_loss = d_loss + 0.5 * cfg.r1_weight * penalties["r1"]
+      return d_loss, (cols, real_logits, fake_logits, penalties)
 
-    (d_loss, (cols, real_logits, fake_logits)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.d_params)
+    (d_loss, (cols, real_logits, fake_logits, penalties)), grads = jax.value_and_grad(
+        loss_fn, has_aux=True)(state.d_params)
     grads = _pmean(grads, axis_name)
     updates, d_opt_state = d_tx.update(grads, state.d_opt_state, state.d_params)
     metrics = _pmean({
@@ -91,6 +104,7 @@ def make_steps(cfg, nets: GANNets, g_tx, d_tx, axis_name: Optional[str] = None,
         "value": losses.value_function(real_logits, fake_logits),
         "d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
         "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits)),
+        **penalties,
     }, axis_name)
     metrics["d_grad_norm"] = optax.tree.norm(grads)
     new_state = state.replace(
