@@ -51,6 +51,8 @@ class Config:
   d_dropout: float = _field(0.0, "Dropout rate on the MLP discriminator's inputs and hidden units.")
   g_output: str = _field("linear", "Generator output activation: linear | tanh | sigmoid (images use tanh).")
   width: int = _field(64, "DCGAN base width: channels of G's last hidden layer and D's first.")
+  spectral_norm: bool = _field(False, "Spectral normalisation of D's layers (Miyato et al. 2018; "
+                               "replaces batch norm in the DCGAN D); power-iteration state is checkpointed.")
   bn_sync: bool = _field(True, "Batch-norm statistics over the global batch (True) or per device.")
   num_devices: int = _field(0, "Devices to train on (0: all devices of all processes).")
   pack: int = _field(1, "PacGAN packing: D judges `pack` samples at once (Lin et al. 2018).")
@@ -153,7 +155,8 @@ def validate(cfg: Config) -> Config:
 
 # Fields that fix the shapes of the state: a checkpoint cannot be resumed with others.
 SHAPE_FIELDS = ("model", "dataset", "resolution", "latent_dim", "g_hidden", "d_hidden",
-                "d_activation", "maxout_pieces", "width", "pack", "g_output", "loss", "ema_decay")
+                "d_activation", "maxout_pieces", "width", "pack", "g_output", "loss", "ema_decay",
+                "spectral_norm")
 
 
 def to_dict(cfg: Config) -> dict:

@@ -47,3 +47,32 @@ def test_penalised_training_stays_finite_for_200_ring_steps(tmp_path, overrides)
   key = "gp" if overrides.get("gp_weight") else "r1"
   assert all(np.isfinite(r[key]) and np.isfinite(r["d_loss"]) and np.isfinite(r["g_loss"]) for r in rows)
   assert any(r[key] > 0 for r in rows)  # the penalty is computed and reported
+
+
+def test_spectral_norm_matches_the_top_singular_value():
+  import flax.linen as nn
+  layer = nn.SpectralNorm(nn.Dense(7, kernel_init=nn.initializers.normal(1.0)), n_steps=1)
+  x = jnp.ones((2, 5))
+  variables = layer.init(jax.random.key(0), x, update_stats=True)
+  for _ in range(100):  # power iteration, one step per call, state carried in 'batch_stats'
+    _, updates = layer.apply(variables, x, update_stats=True, mutable=["batch_stats"])
+    variables = {**variables, **updates}
+  kernel = np.asarray(variables["params"]["layer_instance"]["kernel"])
+  stats = jax.tree_util.tree_flatten_with_path(variables["batch_stats"])[0]
+  sigma = [np.asarray(v).item() for k, v in stats if "sigma" in jax.tree_util.keystr(k)][0]
+  np.testing.assert_allclose(sigma, np.linalg.svd(kernel, compute_uv=False)[0], rtol=1e-3)
+  # The normalised layer's own weight matrix then has spectral norm 1.
+  y = layer.apply(variables, jnp.eye(5), update_stats=False)
+  bias = np.asarray(variables["params"]["layer_instance"]["bias"])
+  np.testing.assert_allclose(np.linalg.svd(np.asarray(y) - bias, compute_uv=False)[0], 1.0, rtol=1e-3)
+
+
+@pytest.mark.integration
+def test_spectral_norm_trains_finite_and_checkpoints_its_state(tmp_path):
+  from gan_jax import restore
+  train.train_and_evaluate(toy_config(tmp_path, loss="hinge", spectral_norm=True, train_steps=200,
+                                      steps_per_call=100, eval_every=100, checkpoint_every=200))
+  rows = [__import__("json").loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  assert all(np.isfinite(r["d_loss"]) and np.isfinite(r["g_loss"]) for r in rows)
+  _, _, state, _, _ = restore.load_run(str(tmp_path))
+  assert "batch_stats" in state.d_collections  # u and sigma of each layer, in the checkpoint

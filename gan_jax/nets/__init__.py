@@ -18,14 +18,16 @@ def _mlp(cfg, data_shape, axis_name):
   del axis_name
   return (MLPGenerator(hidden=tuple(cfg.g_hidden), out_shape=tuple(data_shape), output=cfg.g_output),
           MLPDiscriminator(hidden=tuple(cfg.d_hidden), activation=cfg.d_activation,
-                           maxout_pieces=cfg.maxout_pieces, dropout=cfg.d_dropout))
+                           maxout_pieces=cfg.maxout_pieces, dropout=cfg.d_dropout,
+                           spectral_norm=cfg.spectral_norm))
 
 
 def _dcgan(cfg, data_shape, axis_name):
   res, _, channels = data_shape
   bn_axis = axis_name if cfg.bn_sync else None
   return (DCGANGenerator(resolution=res, channels=channels, width=cfg.width, bn_axis_name=bn_axis),
-          DCGANDiscriminator(resolution=res, width=cfg.width, bn_axis_name=bn_axis))
+          DCGANDiscriminator(resolution=res, width=cfg.width, bn_axis_name=bn_axis,
+                             spectral_norm=cfg.spectral_norm))
 
 
 NETS = {"mlp": _mlp, "dcgan": _dcgan}

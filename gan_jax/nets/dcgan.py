@@ -62,16 +62,22 @@ class DCGANDiscriminator(nn.Module):
   resolution: int = 32
   width: int = 64
   bn_axis_name: Optional[str] = None
+  spectral_norm: bool = False  # Miyato et al. 2018: every conv; replaces batch norm in D.
 
   @nn.compact
   def __call__(self, x, train: bool = True, features: bool = False):
     start, n_down = _layout(self.resolution)
+
+    def conv(h, *args, **kwargs):
+      layer = nn.Conv(*args, kernel_init=INIT, **kwargs)
+      return nn.SpectralNorm(layer)(h, update_stats=train) if self.spectral_norm else layer(h)
+
     h = x
     for i in range(n_down):
-      h = nn.Conv(self.width * 2 ** i, (4, 4), strides=(2, 2), padding="SAME",
-                  use_bias=(i == 0), kernel_init=INIT)(h)
-      if i > 0:
+      h = conv(h, self.width * 2 ** i, (4, 4), strides=(2, 2), padding="SAME",
+               use_bias=(i == 0 or self.spectral_norm))
+      if i > 0 and not self.spectral_norm:
         h = _batch_norm(train, self.bn_axis_name)(h)
       h = nn.leaky_relu(h, 0.2)
-    logits = nn.Conv(1, (start, start), padding="VALID", kernel_init=INIT)(h).reshape(x.shape[0])
+    logits = conv(h, 1, (start, start), padding="VALID").reshape(x.shape[0])
     return (logits, h) if features else logits

@@ -29,9 +29,12 @@ class MLPDiscriminator(nn.Module):
   activation: str = "relu"
   maxout_pieces: int = 5
   dropout: float = 0.0
+  spectral_norm: bool = False
 
   @nn.compact
   def __call__(self, x, train: bool = True):
+    dense = lambda width, h: (nn.SpectralNorm(nn.Dense(width))(h, update_stats=train)  # noqa: E731
+                              if self.spectral_norm else nn.Dense(width)(h))
     h = x.reshape(x.shape[0], -1)
     for width in self.hidden:
       if self.dropout:
@@ -39,7 +42,7 @@ class MLPDiscriminator(nn.Module):
       if self.activation == "maxout":
         h = Maxout(width, self.maxout_pieces)(h)
       else:
-        h = ACTIVATIONS[self.activation](nn.Dense(width)(h))
+        h = ACTIVATIONS[self.activation](dense(width, h))
     if self.dropout:
       h = nn.Dropout(self.dropout, deterministic=not train)(h)
-    return jnp.squeeze(nn.Dense(1)(h), -1)
+    return jnp.squeeze(dense(1, h), -1)
