@@ -41,8 +41,6 @@ def _classes(ctx):
 
 
 IMAGE_METRICS = {"fid": _fid, "kid": _kid, "score": _score, "prdc": _prdc, "classes": _classes}
-# Lower is better for these; the rest are better higher.
-LOWER_IS_BETTER = {"fid", "kid", "class_reverse_kl"}
 
 
 def check_names(names):
