@@ -1,0 +1,149 @@
+"""Which trick cures mode collapse? Every variant on the ring and the grid, 5 seeds, one table.
+
+  python benchmarks/mode_coverage.py [--datasets=ring,grid] [--variants=vanilla,best,...]
+      [--seeds=0,1,2,3,4] [--train_steps=N] [--root=/tmp/mode_coverage]
+      [--output=benchmarks/results/mode_coverage.md]
+
+PacGAN's protocol (Lin et al. 2018): after training, 2,500 samples of (the EMA of) G; a sample is of
+high quality within 3 sigma of its nearest mode; a mode is covered when a high-quality sample falls
+on it; reverse KL between the modes' histogram and the uniform distribution. Each run is
+`experiments/run.py --flagfile=<ring.flags | grid_best.flags> <variant's flags> --seed=S`, in its own
+workdir under --root; a run whose eval/final_metrics.json exists is not run again, so an interrupted
+sweep resumes and a table can be grown a few rows at a time. The table (mean +- standard error over
+the seeds) is written to --output with the command and the machine.
+"""
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BASE_FLAGFILES = {"ring": "ring.flags", "grid": "grid_best.flags"}
+# The vanilla GAN of Goodfellow et al. 2014 with the base flagfile's networks, batch, Adam and steps:
+# no packing, no EMA, constant learning rate, data in its own units.
+VANILLA = ("--pack=1", "--ema_decay=0", "--lr_schedule=constant", "--data_scale=1")
+# name -> (what it is, flags over the base flagfile).
+VARIANTS = {
+    "vanilla": ("non-saturating GAN, no tricks", VANILLA),
+    "best": ("the base flagfile: PacGAN2 + EMA 0.999 + cosine decay (+ data x 1/4 on the grid)", ()),
+    "label_smoothing": ("one-sided label smoothing, real target 0.9", VANILLA + ("--label_smoothing=0.1",)),
+    "d_steps_2": ("k = 2 D steps per G step", VANILLA + ("--d_steps=2",)),
+    "ttur": ("two time-scale: lr_d 4e-4, lr_g 1e-4", VANILLA + ("--lr_d=4e-4", "--lr_g=1e-4")),
+    "pack_2": ("PacGAN2", VANILLA + ("--pack=2",)),
+    "pack_4": ("PacGAN4", VANILLA + ("--pack=4",)),
+    "ema": ("EMA of G, decay 0.999", VANILLA + ("--ema_decay=0.999",)),
+    "vbn": ("virtual batch norm in G", VANILLA + ("--g_norm=virtual_batch",)),
+    "feature_matching": ("feature-matching G loss", VANILLA + ("--feature_matching",)),
+    "minibatch_discrimination": ("minibatch discrimination in D",
+                                 VANILLA + ("--minibatch_discrimination=50",)),
+    "historical_averaging": ("historical averaging, weight 0.01", VANILLA + ("--historical_averaging=0.01",)),
+    "cond_concat": ("G and D conditioned on the mode index (concatenation)", VANILLA + ("--conditioning=concat",)),
+    "cond_acgan": ("AC-GAN auxiliary classifier", VANILLA + ("--conditioning=acgan",)),
+    "cond_projection": ("projection discriminator", VANILLA + ("--conditioning=projection",)),
+    "wgan_clip": ("WGAN, weight clipping 0.01, k = 5", VANILLA + (
+        "--loss=wgan", "--weight_clip=0.01", "--d_steps=5", "--beta1=0", "--beta2=0.9")),
+    "wgan_gp": ("WGAN-GP, lambda 10 (scaled: 0.1), k = 5", VANILLA + (
+        "--loss=wgan", "--gp_weight=0.1", "--d_steps=5", "--beta1=0", "--beta2=0.9")),
+    "hinge": ("hinge loss", VANILLA + ("--loss=hinge",)),
+    "lsgan": ("least squares", VANILLA + ("--loss=lsgan",)),
+    "hinge_sn": ("hinge + spectral norm in D", VANILLA + ("--loss=hinge", "--spectral_norm")),
+    "r1": ("R1 penalty, gamma 0.1", VANILLA + ("--r1_weight=0.1",)),
+}
+# PacGAN4 on the grid, Lin et al. 2018, Table 1 (5 seeds, 2,500 samples).
+PACGAN4_GRID = (24.8, 0.936, 0.04)
+
+
+def run_one(dataset, variant, seed, args):
+  """Trains one (dataset, variant, seed) unless done; returns its final metrics + seconds."""
+  workdir = os.path.join(args.root, dataset, variant, f"seed{seed}")
+  done = os.path.join(workdir, "eval", "final_metrics.json")
+  timing = os.path.join(workdir, "wall_seconds.json")
+  if not os.path.exists(done):
+    cmd = [sys.executable, os.path.join(REPO, "experiments", "run.py"),
+           f"--flagfile={BASE_FLAGFILES[dataset]}", *VARIANTS[variant][1],
+           f"--seed={seed}", f"--workdir={workdir}"]
+    if args.train_steps:
+      cmd.append(f"--train_steps={args.train_steps}")
+    print(" ".join(cmd[1:]), flush=True)
+    t = time.time()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    with open(timing, "w") as f:
+      json.dump({"seconds": time.time() - t}, f)
+  with open(done) as f:
+    out = json.load(f)
+  if os.path.exists(timing):
+    with open(timing) as f:
+      out.update(json.load(f))
+  return out
+
+
+def mean_se(values):
+  v = np.asarray(values, np.float64)
+  se = v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
+  return v.mean(), se
+
+
+def table(dataset, rows, num_modes):
+  lines = [f"### {dataset} ({num_modes} modes)", "",
+           "| variant | what | seeds | modes | high quality % | reverse KL | s/run |",
+           "|---|---|---|---|---|---|---|"]
+  for variant, results in rows:
+    m, hq, kl = (mean_se([r[k] for r in results]) for k in ("modes", "high_quality", "reverse_kl"))
+    secs = np.median([r.get("seconds", np.nan) for r in results])
+    lines.append(f"| {variant} | {VARIANTS[variant][0]} | {len(results)} | {m[0]:.1f} +- {m[1]:.1f} "
+                 f"| {100 * hq[0]:.1f} +- {100 * hq[1]:.1f} | {kl[0]:.3f} +- {kl[1]:.3f} | {secs:.0f} |")
+  if dataset == "grid":
+    lines.append(f"| PacGAN4 (Lin et al. 2018, Table 1) | anchor | 5 | {PACGAN4_GRID[0]} "
+                 f"| {100 * PACGAN4_GRID[1]:.1f} | {PACGAN4_GRID[2]} | |")
+  return "\n".join(lines)
+
+
+def main():
+  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+  p.add_argument("--datasets", default="ring,grid")
+  p.add_argument("--variants", default=",".join(VARIANTS))
+  p.add_argument("--seeds", default="0,1,2,3,4")
+  p.add_argument("--train_steps", type=int, default=0, help="override the flagfile's steps (0: keep)")
+  p.add_argument("--root", default="/tmp/mode_coverage", help="workdirs of the runs")
+  p.add_argument("--output", default=os.path.join(REPO, "benchmarks", "results", "mode_coverage.md"))
+  p.add_argument("--table_only", action="store_true", help="only tabulate the runs already done")
+  args = p.parse_args()
+  variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+  unknown = [v for v in variants if v not in VARIANTS]
+  if unknown:
+    p.error(f"unknown variants {unknown}; known: {', '.join(VARIANTS)}")
+  seeds = [int(s) for s in args.seeds.split(",")]
+  sections = []
+  for dataset in args.datasets.split(","):
+    rows = []
+    for variant in variants:
+      results = []
+      for seed in seeds:
+        if args.table_only and not os.path.exists(
+            os.path.join(args.root, dataset, variant, f"seed{seed}", "eval", "final_metrics.json")):
+          continue
+        results.append(run_one(dataset, variant, seed, args))
+      if results:
+        rows.append((variant, results))
+    if rows:
+      num_modes = len(rows[0][1][0]["mode_counts"])
+      sections.append(table(dataset, rows, num_modes))
+  command = "python benchmarks/mode_coverage.py " + " ".join(sys.argv[1:])
+  text = "\n\n".join([
+      "# Mode coverage: every variant on the ring and the grid",
+      f"Command: `{command}`  \nMachine: {platform.machine()}, {os.cpu_count()} CPU cores, "
+      f"{platform.system()}; date {time.strftime('%Y-%m-%d')}. Mean +- standard error over the seeds; "
+      "2,500 samples of G (its EMA where on), PacGAN's 3-sigma protocol.", *sections])
+  print(text)
+  os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
+  with open(args.output, "w") as f:
+    f.write(text + "\n")
+
+
+if __name__ == "__main__":
+  main()
