@@ -37,7 +37,7 @@ VARIANTS = {
     "pack_2": ("PacGAN2", VANILLA + ("--pack=2",)),
     "pack_4": ("PacGAN4", VANILLA + ("--pack=4",)),
     "ema": ("EMA of G, decay 0.999", VANILLA + ("--ema_decay=0.999",)),
-    "vbn": ("virtual batch norm in G", VANILLA + ("--g_norm=virtual_batch",)),
+    "vbn": ("virtual batch norm in G", VANILLA + ("--virtual_batch_norm=64",)),
     "feature_matching": ("feature-matching G loss", VANILLA + ("--feature_matching",)),
     "minibatch_discrimination": ("minibatch discrimination in D",
                                  VANILLA + ("--minibatch_discrimination=50",)),

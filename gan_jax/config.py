@@ -17,6 +17,7 @@ OUTPUT_ACTIVATIONS = ("linear", "tanh", "sigmoid")
 LR_SCHEDULES = ("constant", "cosine")
 RESOLUTIONS = (28, 32, 64)
 IMAGE_METRICS = ("fid", "kid", "score", "prdc", "classes")
+CONDITIONINGS = ("none", "concat", "acgan", "projection")
 
 
 class ConfigError(ValueError):
@@ -56,12 +57,25 @@ class Config:
   bn_sync: bool = _field(True, "Batch-norm statistics over the global batch (True) or per device.")
   num_devices: int = _field(0, "Devices to train on (0: all devices of all processes).")
   pack: int = _field(1, "PacGAN packing: D judges `pack` samples at once (Lin et al. 2018).")
+  virtual_batch_norm: int = _field(0, "Virtual batch norm in G (Salimans et al. 2016) with a reference batch "
+                                   "of this many latents fixed at init (replaces DCGAN's batch norm); 0: off.")
+  minibatch_discrimination: int = _field(0, "Minibatch discrimination kernels in D's last layer "
+                                         "(Salimans et al. 2016); 0: off.")
+  conditioning: str = _field("none", "Label conditioning: none | concat (one-hot into G and D) | acgan "
+                             "(auxiliary classifier) | projection (projection D). Needs a labelled dataset.")
+  acgan_weight: float = _field(1.0, "Weight of the AC-GAN class log-likelihood terms.")
   # Objective and optimisation.
   loss: str = _field("nonsaturating", "nonsaturating | minimax | wgan | hinge | lsgan.")
   d_steps: int = _field(1, "k: discriminator steps per generator step.")
   share_fakes: bool = _field(False, "The last D step and the G step use the same G(z) (one G forward "
                              "per iteration, the reference DCGAN loop); off: each step draws its own z.")
   label_smoothing: float = _field(0.0, "One-sided label smoothing: real targets 1 - s.")
+  feature_matching: bool = _field(False, "Feature-matching generator loss ||E f(x) - E f(G(z))||^2 on D's "
+                                  "last hidden layer (Salimans et al. 2016) instead of --loss's G loss.")
+  historical_averaging: float = _field(0.0, "Historical averaging weight w: each player's cost gains "
+                                       "w ||theta - mean of its past theta||^2 (Salimans et al. 2016); 0: off.")
+  weight_clip: float = _field(0.0, "WGAN weight clipping: D's weights clipped to [-c, c] after each "
+                              "update (Arjovsky et al. 2017: 0.01); 0: off.")
   gp_weight: float = _field(0.0, "WGAN-GP gradient penalty weight lambda (10 in the paper); 0: off.")
   r1_weight: float = _field(0.0, "R1 penalty weight gamma: adds gamma/2 E||grad D(x_real)||^2; 0: off.")
   batch_size: int = _field(64, "Global batch size (all devices together).")
@@ -118,6 +132,9 @@ def validate(cfg: Config) -> Config:
   _one_of(cfg, "g_output", OUTPUT_ACTIVATIONS)
   _one_of(cfg, "lr_schedule", LR_SCHEDULES)
   _one_of(cfg, "nan_policy", ("stop", "ignore"))
+  _one_of(cfg, "conditioning", CONDITIONINGS)
+  _require(cfg.conditioning == "none" or cfg.pack == 1, "conditioning", cfg.conditioning,
+           f"label conditioning works with --pack=1 (got --pack={cfg.pack})")
   ds = cfg.dataset
   ok_ds = ds in TOY_DATASETS or ds.split(":")[0] == "mnist5k" or (
       ds.startswith("tfds:") and len(ds) > 5) or (ds.startswith("folder:") and len(ds) > 7)
@@ -132,6 +149,9 @@ def validate(cfg: Config) -> Config:
   _require(0.0 <= cfg.label_smoothing < 1.0, "label_smoothing", cfg.label_smoothing, "must lie in [0, 1)")
   _require(cfg.gp_weight >= 0.0, "gp_weight", cfg.gp_weight, "must be >= 0")
   _require(cfg.r1_weight >= 0.0, "r1_weight", cfg.r1_weight, "must be >= 0")
+  for flag in ("weight_clip", "historical_averaging", "acgan_weight", "virtual_batch_norm",
+               "minibatch_discrimination"):
+    _require(getattr(cfg, flag) >= 0, flag, getattr(cfg, flag), "must be >= 0 (0 turns it off)")
   _require(0.0 <= cfg.d_dropout < 1.0, "d_dropout", cfg.d_dropout, "must lie in [0, 1)")
   _require(0.0 <= cfg.ema_decay < 1.0, "ema_decay", cfg.ema_decay, "must lie in [0, 1)")
   _require(0.0 <= cfg.beta1 < 1.0, "beta1", cfg.beta1, "must lie in [0, 1)")
@@ -156,7 +176,8 @@ def validate(cfg: Config) -> Config:
 # Fields that fix the shapes of the state: a checkpoint cannot be resumed with others.
 SHAPE_FIELDS = ("model", "dataset", "resolution", "latent_dim", "g_hidden", "d_hidden",
                 "d_activation", "maxout_pieces", "width", "pack", "g_output", "loss", "ema_decay",
-                "spectral_norm")
+                "spectral_norm", "virtual_batch_norm", "minibatch_discrimination", "conditioning",
+                "historical_averaging")
 
 
 def to_dict(cfg: Config) -> dict:

@@ -90,6 +90,22 @@ LOSSES = {
 }
 
 
+def feature_matching_loss(real_features, fake_features):
+  """Feature matching (Salimans et al. 2016, sec. 3.1): ||E_x f(x) - E_z f(G(z))||_2^2.
+
+  f: D's last hidden layer, [B, ...] (flattened per example); expectations are batch means.
+  """
+  real = real_features.reshape(real_features.shape[0], -1)
+  fake = fake_features.reshape(fake_features.shape[0], -1)
+  return jnp.sum(jnp.square(jnp.mean(real, axis=0) - jnp.mean(fake, axis=0)))
+
+
+def class_nll(class_logits, labels):
+  """AC-GAN's class term (Odena et al. 2017, eq. 3): -E[log P(C = c | X)], [B, C], [B] -> scalar."""
+  log_p = jax.nn.log_softmax(class_logits)
+  return -jnp.mean(jnp.take_along_axis(log_p, labels[:, None], axis=1))
+
+
 def get_loss(name: str) -> GANLoss:
   """Looks a loss pair up in `LOSSES`; a KeyError lists the valid names."""
   try:

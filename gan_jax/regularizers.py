@@ -1,4 +1,4 @@
-"""Penalties on the discriminator's input gradient.
+"""Regularizers: penalties on D's input gradient, historical averaging, weight clipping.
 
 `critic(x) -> logits [B]` is D as a function of its (packed) input x [B, ...].
 Per-example input gradients come from the gradient of sum_i critic(x)_i, exact when D treats
@@ -23,3 +23,22 @@ def gradient_penalty(critic, x_real, x_fake, key):
 def r1_penalty(critic, x_real):
   """R1 (Mescheder et al. 2018, eq. 9 without gamma/2): E[||grad_x D(x)||^2] on real data."""
   return jnp.mean(_input_gradient_norms(critic, x_real) ** 2)
+
+
+def historical_average_penalty(params, average):
+  """Historical averaging (Salimans et al. 2016, sec. 3.3): ||theta - (1/t) sum_i theta[i]||^2.
+
+  `average` holds the mean of the player's past parameter values (`update_average`);
+  the caller multiplies by the weight and adds it to the player's cost.
+  """
+  return sum(jnp.sum(jnp.square(p - a)) for p, a in zip(jax.tree.leaves(params), jax.tree.leaves(average)))
+
+
+def update_average(average, params, count):
+  """Running mean: the mean of `count` values, given that of the first count - 1 and the newest."""
+  return jax.tree.map(lambda a, p: a + (p - a) / count.astype(p.dtype), average, params)
+
+
+def clip_weights(params, clip: float):
+  """WGAN weight clipping (Arjovsky et al. 2017, Algorithm 1): every weight into [-c, c]."""
+  return jax.tree.map(lambda p: jnp.clip(p, -clip, clip), params)

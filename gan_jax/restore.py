@@ -26,7 +26,7 @@ def load_run(workdir: str, step: int | None = None, best: bool = False):
     raise ckpt_lib.CheckpointError(
         f"no readable checkpoint{' at step ' + str(step) if step is not None else ''} in {directory}")
   cfg = config_from_dict(meta["config"])
-  nets = build_nets(cfg, meta["data_shape"])
+  nets = build_nets(cfg, meta["data_shape"], num_classes=meta.get("num_classes", 0))
   g_tx, d_tx = make_optimizers(cfg)
   # Restored onto this process's first device, whatever topology the run was trained on.
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])

@@ -25,6 +25,8 @@ class GANState:
   ema_g_params: exponential moving average of g_params (equal to them when ema_decay=0),
                 the generator used for samples and evaluation.
   rng:          uint32[2] base key; each step folds in its own counter.
+  g_param_avg, d_param_avg: with --historical_averaging, the mean of every parameter
+                value each player has had (initial one included); None otherwise.
   """
   step: jax.Array
   d_updates: jax.Array
@@ -36,6 +38,8 @@ class GANState:
   d_opt_state: PyTree
   ema_g_params: PyTree
   rng: jax.Array
+  g_param_avg: PyTree = None
+  d_param_avg: PyTree = None
 
 
 def _schedule(lr: float, kind: str, decay_steps: int):
@@ -63,14 +67,20 @@ def create_state(cfg, nets: GANNets, g_tx, d_tx) -> GANState:
   key_g, key_d, key_run = jax.random.split(jax.random.PRNGKey(cfg.seed), 3)
   z = jnp.zeros((cfg.pack, nets.latent_dim), jnp.float32)
   x = jnp.zeros((cfg.pack, *nets.data_shape), jnp.float32)
-  g_params, g_collections = _split_variables(nets.generator.init({"params": key_g}, z, train=False))
-  d_params, d_collections = _split_variables(
-      nets.discriminator.init({"params": key_d}, pack_samples(x, cfg.pack), train=False))
+  labels = jnp.zeros((cfg.pack,), jnp.int32) if nets.num_classes else None
+  g_params, g_collections = _split_variables(
+      nets.generator.init({"params": key_g}, z, labels, train=False))
+  d_params, d_collections = _split_variables(nets.discriminator.init(
+      {"params": key_d}, pack_samples(x, cfg.pack), None if labels is None else labels[:1], train=False))
+  copy = lambda tree: jax.tree.map(jnp.copy, tree)  # noqa: E731
+  averaging = cfg.historical_averaging > 0
   return GANState(
       step=jnp.zeros((), jnp.int32), d_updates=jnp.zeros((), jnp.int32),
       g_params=g_params, g_collections=g_collections, g_opt_state=g_tx.init(g_params),
       d_params=d_params, d_collections=d_collections, d_opt_state=d_tx.init(d_params),
-      ema_g_params=jax.tree.map(jnp.copy, g_params), rng=key_run)
+      ema_g_params=copy(g_params), rng=key_run,
+      g_param_avg=copy(g_params) if averaging else None,
+      d_param_avg=copy(d_params) if averaging else None)
 
 
 def count_params(tree: PyTree) -> int:

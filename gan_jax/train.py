@@ -142,7 +142,7 @@ def train_and_evaluate(cfg: config_lib.Config) -> dict:
         "call gan_jax.metrics.ImageMetrics with your own feature function")
   mesh = sharding.make_mesh(cfg.num_devices)
   sharding.check_batch_divides(cfg.batch_size, mesh)
-  nets = build_nets(cfg, dataset.data_shape, DATA_AXIS)
+  nets = build_nets(cfg, dataset.data_shape, DATA_AXIS, dataset.num_classes)
   g_tx, d_tx = make_optimizers(cfg)
   init = lambda: create_state(cfg, nets, g_tx, d_tx)  # noqa: E731
   is_chief = jax.process_index() == 0

@@ -8,34 +8,58 @@ from gan_jax.nets.mlp import MLPDiscriminator, MLPGenerator
 
 
 class GANNets(NamedTuple):
-  generator: nn.Module      # apply(vars, z [B, latent_dim], train) -> x [B, *data_shape]
-  discriminator: nn.Module  # apply(vars, x [B', ...], train) -> logits [B']
+  generator: nn.Module      # apply(vars, z [B, latent_dim], labels [B] | None, train) -> x [B, *data_shape]
+  discriminator: nn.Module  # apply(vars, x [B', ...], labels [B'] | None, train) -> logits [B']
   latent_dim: int
   data_shape: tuple         # one sample's shape, e.g. (2,) or (32, 32, 1)
+  num_classes: int = 0      # > 0: G and D are conditioned on labels (cfg.conditioning)
 
 
-def _mlp(cfg, data_shape, axis_name):
+def _conditioning(cfg, num_classes):
+  """(conditioning, classes G and D see): 0 classes for an unconditional GAN."""
+  if cfg.conditioning == "none":
+    return "none", 0
+  if num_classes < 2:
+    from gan_jax.config import ConfigError
+    raise ConfigError("conditioning", cfg.conditioning,
+                      f"needs a labelled dataset, and --dataset={cfg.dataset} has {num_classes} classes; "
+                      "use --conditioning=none or a dataset with labels (mnist5k, a labelled tfds "
+                      "dataset, a folder of class subfolders, the toy mixtures)")
+  return cfg.conditioning, num_classes
+
+
+def _mlp(cfg, data_shape, axis_name, conditioning, num_classes):
   del axis_name
-  return (MLPGenerator(hidden=tuple(cfg.g_hidden), out_shape=tuple(data_shape), output=cfg.g_output),
+  return (MLPGenerator(hidden=tuple(cfg.g_hidden), out_shape=tuple(data_shape), output=cfg.g_output,
+                       num_classes=num_classes, vbn_reference_size=cfg.virtual_batch_norm),
           MLPDiscriminator(hidden=tuple(cfg.d_hidden), activation=cfg.d_activation,
                            maxout_pieces=cfg.maxout_pieces, dropout=cfg.d_dropout,
-                           spectral_norm=cfg.spectral_norm))
+                           spectral_norm=cfg.spectral_norm, conditioning=conditioning,
+                           num_classes=num_classes, minibatch_kernels=cfg.minibatch_discrimination))
 
 
-def _dcgan(cfg, data_shape, axis_name):
+def _dcgan(cfg, data_shape, axis_name, conditioning, num_classes):
   res, _, channels = data_shape
   bn_axis = axis_name if cfg.bn_sync else None
-  return (DCGANGenerator(resolution=res, channels=channels, width=cfg.width, bn_axis_name=bn_axis),
+  return (DCGANGenerator(resolution=res, channels=channels, width=cfg.width, bn_axis_name=bn_axis,
+                         num_classes=num_classes, vbn_reference_size=cfg.virtual_batch_norm),
           DCGANDiscriminator(resolution=res, width=cfg.width, bn_axis_name=bn_axis,
-                             spectral_norm=cfg.spectral_norm))
+                             spectral_norm=cfg.spectral_norm, conditioning=conditioning,
+                             num_classes=num_classes, minibatch_kernels=cfg.minibatch_discrimination))
 
 
 NETS = {"mlp": _mlp, "dcgan": _dcgan}
 
 
-def build_nets(cfg, data_shape: Sequence[int], axis_name: Optional[str] = None) -> GANNets:
-  """Builds G and D for one sample shape; `axis_name` is the device axis for synced batch norm."""
+def build_nets(cfg, data_shape: Sequence[int], axis_name: Optional[str] = None,
+               num_classes: int = 0) -> GANNets:
+  """Builds G and D for one sample shape and the dataset's `num_classes`.
+
+  `axis_name` is the device axis for synced batch norm. Raises ConfigError when
+  label conditioning is asked of a dataset without labels.
+  """
   if cfg.model not in NETS:
     raise KeyError(f"unknown model {cfg.model!r}; valid: {', '.join(sorted(NETS))}")
-  g, d = NETS[cfg.model](cfg, tuple(data_shape), axis_name)
-  return GANNets(g, d, cfg.latent_dim, tuple(data_shape))
+  conditioning, classes = _conditioning(cfg, num_classes)
+  g, d = NETS[cfg.model](cfg, tuple(data_shape), axis_name, conditioning, classes)
+  return GANNets(g, d, cfg.latent_dim, tuple(data_shape), classes)

@@ -16,7 +16,8 @@ from typing import Optional
 import flax.linen as nn
 import jax
 
-from gan_jax.nets.layers import ConvTranspose2x
+from gan_jax.nets.layers import (ConvTranspose2x, DiscriminatorHead, VirtualBatchNorm, concat_labels,
+                                 generator_input)
 
 INIT = nn.initializers.normal(0.02)
 
@@ -37,47 +38,71 @@ def _batch_norm(train: bool, axis_name: Optional[str]):
 
 
 class DCGANGenerator(nn.Module):
-  """z [B, latent] -> images [B, resolution, resolution, channels] in [-1, 1]."""
+  """z [B, latent] (+ labels [B]) -> images [B, resolution, resolution, channels] in [-1, 1].
+
+  num_classes > 0: one-hot labels join z. vbn_reference_size > 0: virtual batch
+  norm replaces batch norm (the reference latents are prepended, then dropped).
+  """
   resolution: int = 32
   channels: int = 1
   width: int = 64
   bn_axis_name: Optional[str] = None
+  num_classes: int = 0
+  vbn_reference_size: int = 0
 
   @nn.compact
-  def __call__(self, z, train: bool = True):
+  def __call__(self, z, labels=None, train: bool = True):
     start, n_up = _layout(self.resolution)
+    r = self.vbn_reference_size
+    norm = lambda: VirtualBatchNorm(r) if r else _batch_norm(train, self.bn_axis_name)  # noqa: E731
+    h = generator_input(self, z, labels, self.num_classes, r)
     c = self.width * 2 ** (n_up - 1)
-    h = nn.Dense(start * start * c, use_bias=False, kernel_init=INIT)(z)
-    h = h.reshape(z.shape[0], start, start, c)
-    h = nn.relu(_batch_norm(train, self.bn_axis_name)(h))
+    h = nn.Dense(start * start * c, use_bias=False, kernel_init=INIT)(h)
+    h = h.reshape(h.shape[0], start, start, c)
+    h = nn.relu(norm()(h))
     for _ in range(n_up - 1):
       c //= 2
       h = ConvTranspose2x(c, use_bias=False, kernel_init=INIT)(h)
-      h = nn.relu(_batch_norm(train, self.bn_axis_name)(h))
-    return nn.tanh(ConvTranspose2x(self.channels, kernel_init=INIT)(h))
+      h = nn.relu(norm()(h))
+    return nn.tanh(ConvTranspose2x(self.channels, kernel_init=INIT)(h[r:]))
 
 
 class DCGANDiscriminator(nn.Module):
-  """images [B, R, R, C] -> logits [B]; `features=True` also returns the last feature map."""
+  """images [B, R, R, C] (+ labels [B]) -> logits [B].
+
+  `features=True` returns (logits, last feature map [B, r, r, F], class logits or None).
+  The last layer, a convolution over the whole final map, is the dense head on the
+  flattened map (`DiscriminatorHead`: projection / AC-GAN / minibatch discrimination);
+  'concat' conditioning joins one-hot label maps to the input channels.
+  """
   resolution: int = 32
   width: int = 64
   bn_axis_name: Optional[str] = None
   spectral_norm: bool = False  # Miyato et al. 2018: every conv; replaces batch norm in D.
+  conditioning: str = "none"
+  num_classes: int = 0
+  minibatch_kernels: int = 0
 
   @nn.compact
-  def __call__(self, x, train: bool = True, features: bool = False):
-    start, n_down = _layout(self.resolution)
+  def __call__(self, x, labels=None, train: bool = True, features: bool = False):
+    _, n_down = _layout(self.resolution)
 
     def conv(h, *args, **kwargs):
       layer = nn.Conv(*args, kernel_init=INIT, **kwargs)
       return nn.SpectralNorm(layer)(h, update_stats=train) if self.spectral_norm else layer(h)
 
-    h = x
+    def dense(width):
+      layer = nn.Dense(width, kernel_init=INIT)
+      return (lambda v: nn.SpectralNorm(layer)(v, update_stats=train)) if self.spectral_norm else layer
+
+    h = concat_labels(x, labels, self.num_classes) if self.conditioning == "concat" else x
     for i in range(n_down):
       h = conv(h, self.width * 2 ** i, (4, 4), strides=(2, 2), padding="SAME",
                use_bias=(i == 0 or self.spectral_norm))
       if i > 0 and not self.spectral_norm:
         h = _batch_norm(train, self.bn_axis_name)(h)
       h = nn.leaky_relu(h, 0.2)
-    logits = conv(h, 1, (start, start), padding="VALID").reshape(x.shape[0])
-    return (logits, h) if features else logits
+    logits, class_logits = DiscriminatorHead(
+        self.conditioning, self.num_classes, self.minibatch_kernels, dense=dense)(
+            h.reshape(h.shape[0], -1), labels)
+    return (logits, h, class_logits) if features else logits

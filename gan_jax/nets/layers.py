@@ -1,4 +1,5 @@
-"""Layers the GAN networks share: a fast stride-2 transposed convolution, maxout, PacGAN packing."""
+"""Layers the GAN networks share: a fast stride-2 transposed convolution, maxout, PacGAN packing,
+virtual batch norm, minibatch discrimination and label conditioning."""
 from typing import Callable
 
 import flax.linen as nn
@@ -87,6 +88,118 @@ def pack_samples(x, pack: int):
     return x.reshape(b // pack, -1)
   x = jnp.moveaxis(x, 1, -2)  # [B/m, H, W, m, C]
   return x.reshape(*x.shape[:-2], -1)
+
+
+class VirtualBatchNorm(nn.Module):
+  """Virtual batch normalisation (Salimans et al. 2016, sec. 3.4).
+
+  x: [R + B, ..., F] whose first R = `reference_size` rows are the activations of
+  a reference batch fixed at the start of training (the generator prepends its
+  reference latents). The reference rows are normalised with the reference
+  statistics; example i with the statistics of the reference batch plus itself:
+    mu_i = (R * mu_ref + m_i) / (R + 1),  s_i = (R * E_ref[x^2] + E_i[x^2]) / (R + 1),
+    y_i = gamma * (x_i - mu_i) / sqrt(s_i - mu_i^2 + eps) + beta,
+  m_i, E_i[x^2] being the moments over example i's own spatial positions (x_i
+  itself for dense layers). y_i depends on x_i and the reference only, never on
+  the rest of its minibatch.
+  """
+  reference_size: int
+  epsilon: float = 1e-5
+
+  @nn.compact
+  def __call__(self, x):
+    r = self.reference_size
+    ref = x[:r]
+    batch_axes, own_axes = tuple(range(x.ndim - 1)), tuple(range(1, x.ndim - 1))
+    ref_mean, ref_sq = jnp.mean(ref, batch_axes), jnp.mean(jnp.square(ref), batch_axes)
+    own_mean = jnp.mean(x, own_axes, keepdims=True)
+    own_sq = jnp.mean(jnp.square(x), own_axes, keepdims=True)
+    w = 1.0 / (r + 1)
+    is_ref = (jnp.arange(x.shape[0]) < r).reshape(-1, *([1] * (x.ndim - 1)))
+    mean = jnp.where(is_ref, ref_mean, w * own_mean + (1 - w) * ref_mean)
+    sq = jnp.where(is_ref, ref_sq, w * own_sq + (1 - w) * ref_sq)
+    var = jnp.maximum(sq - jnp.square(mean), 0.0)
+    scale = self.param("scale", nn.initializers.ones, (x.shape[-1],))
+    bias = self.param("bias", nn.initializers.zeros, (x.shape[-1],))
+    return (x - mean) * lax.rsqrt(var + self.epsilon) * scale + bias
+
+
+class MinibatchDiscrimination(nn.Module):
+  """Minibatch discrimination (Salimans et al. 2016, sec. 3.2). h [N, F] -> [N, F + num_kernels].
+
+  M_i = h_i T reshaped to [num_kernels, kernel_dim]; c_b(i, j) = exp(-||M_i,b - M_j,b||_1);
+  o(h_i)_b = sum_{j != i} c_b(i, j), concatenated to h_i. The sum runs over the
+  examples D sees together: this device's share of the batch under data parallelism.
+  """
+  num_kernels: int
+  kernel_dim: int = 5
+
+  @nn.compact
+  def __call__(self, h):
+    t = self.param("kernel", nn.initializers.normal(0.1), (h.shape[-1], self.num_kernels * self.kernel_dim))
+    m = (h @ t).reshape(h.shape[0], self.num_kernels, self.kernel_dim)
+    l1 = jnp.sum(jnp.abs(m[:, None] - m[None, :]), axis=-1)  # [N, N, num_kernels]
+    o = jnp.sum(jnp.exp(-l1), axis=1) - 1.0  # Drops j = i (exp(0) = 1).
+    return jnp.concatenate([h, o], axis=-1)
+
+
+class DiscriminatorHead(nn.Module):
+  """Features h [N, F] -> (logit [N], class logits [N, C] or None), with label conditioning.
+
+  conditioning 'projection' (Miyato & Koyama 2018): logit = w.h + b + embed(y).h;
+  'acgan' (Odena et al. 2017): a second, auxiliary classifier head of C logits;
+  'none' / 'concat' (labels enter at the input): logit = w.h + b.
+  Optional minibatch discrimination features are appended to h first.
+  """
+  conditioning: str = "none"
+  num_classes: int = 0
+  minibatch_kernels: int = 0
+  minibatch_kernel_dim: int = 5
+  dense: Callable = nn.Dense
+
+  @nn.compact
+  def __call__(self, h, labels=None):
+    if self.minibatch_kernels:
+      h = MinibatchDiscrimination(self.minibatch_kernels, self.minibatch_kernel_dim)(h)
+    logit = jnp.squeeze(self.dense(1)(h), -1)
+    class_logits = None
+    if self.conditioning == "projection":
+      embed = nn.Embed(self.num_classes, h.shape[-1], embedding_init=nn.initializers.normal(0.02))
+      logit = logit + jnp.sum(embed(labels) * h, axis=-1)
+    elif self.conditioning == "acgan":
+      class_logits = nn.Dense(self.num_classes)(h)
+    return logit, class_logits
+
+
+def concat_labels(x, labels, num_classes: int):
+  """Label conditioning by concatenation (Mirza & Osindero 2014): one-hot(y) joins x.
+
+  [B, D] -> [B, D + C]; images [B, H, W, Ch] -> [B, H, W, Ch + C] (constant label maps).
+  """
+  onehot = jax.nn.one_hot(labels, num_classes, dtype=x.dtype)
+  if x.ndim == 2:
+    return jnp.concatenate([x, onehot], axis=-1)
+  maps = jnp.broadcast_to(onehot[:, None, None, :], (*x.shape[:-1], num_classes))
+  return jnp.concatenate([x, maps], axis=-1)
+
+
+def generator_input(module: nn.Module, z, labels, num_classes: int, reference_size: int):
+  """G's first-layer input: [R + B, latent (+ C)], R = `reference_size` (0 without VBN).
+
+  With virtual batch norm the reference latents (drawn once at init from the
+  'params' key and kept in the 'vbn_reference' collection, so checkpointed) are
+  prepended; G drops their R rows from its output. With label conditioning
+  one-hot labels are concatenated (the reference rows cycle through the classes).
+  """
+  if reference_size:
+    ref = module.variable("vbn_reference", "z", lambda: jax.random.normal(
+        module.make_rng("params"), (reference_size, z.shape[-1]), z.dtype)).value
+    z = jnp.concatenate([ref, z], axis=0)
+    if labels is not None:
+      labels = jnp.concatenate([jnp.arange(reference_size) % num_classes, labels])
+  if num_classes:
+    z = concat_labels(z, labels, num_classes)
+  return z
 
 
 ACTIVATIONS = {

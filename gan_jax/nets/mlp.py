@@ -2,40 +2,59 @@
 from typing import Sequence
 
 import flax.linen as nn
-import jax.numpy as jnp
 import numpy as np
 
-from gan_jax.nets.layers import ACTIVATIONS, Maxout
+from gan_jax.nets.layers import (ACTIVATIONS, DiscriminatorHead, Maxout, VirtualBatchNorm,
+                                 concat_labels, generator_input)
 
 
 class MLPGenerator(nn.Module):
-  """z [B, latent] -> x [B, *out_shape]: ReLU hidden layers, then `output` activation."""
+  """z [B, latent] (+ labels [B]) -> x [B, *out_shape]: ReLU hidden layers, then `output`.
+
+  num_classes > 0: conditional on one-hot labels. vbn_reference_size > 0: virtual
+  batch norm before each hidden ReLU (the reference batch is prepended, then dropped).
+  """
   hidden: Sequence[int]
   out_shape: Sequence[int]
   output: str = "linear"
+  num_classes: int = 0
+  vbn_reference_size: int = 0
 
   @nn.compact
-  def __call__(self, z, train: bool = True):
-    h = z
+  def __call__(self, z, labels=None, train: bool = True):
+    r = self.vbn_reference_size
+    h = generator_input(self, z, labels, self.num_classes, r)
     for width in self.hidden:
-      h = nn.relu(nn.Dense(width)(h))
-    x = nn.Dense(int(np.prod(self.out_shape)))(h)
+      h = nn.Dense(width)(h)
+      if r:
+        h = VirtualBatchNorm(r)(h)
+      h = nn.relu(h)
+    x = nn.Dense(int(np.prod(self.out_shape)))(h)[r:]
     return ACTIVATIONS[self.output](x).reshape(z.shape[0], *self.out_shape)
 
 
 class MLPDiscriminator(nn.Module):
-  """x [B, ...] -> logits [B]: relu / leaky_relu / maxout hidden layers, optional dropout."""
+  """x [B, ...] (+ labels [B]) -> logits [B]; relu / leaky_relu / maxout hidden layers.
+
+  `features=True` returns (logits, last hidden h [B, F], class logits [B, C] or None).
+  Conditioning: 'concat' joins one-hot labels to x; 'projection' / 'acgan' act in the head.
+  """
   hidden: Sequence[int]
   activation: str = "relu"
   maxout_pieces: int = 5
   dropout: float = 0.0
   spectral_norm: bool = False
+  conditioning: str = "none"
+  num_classes: int = 0
+  minibatch_kernels: int = 0
 
   @nn.compact
-  def __call__(self, x, train: bool = True):
+  def __call__(self, x, labels=None, train: bool = True, features: bool = False):
     dense = lambda width, h: (nn.SpectralNorm(nn.Dense(width))(h, update_stats=train)  # noqa: E731
                               if self.spectral_norm else nn.Dense(width)(h))
     h = x.reshape(x.shape[0], -1)
+    if self.conditioning == "concat":
+      h = concat_labels(h, labels, self.num_classes)
     for width in self.hidden:
       if self.dropout:
         h = nn.Dropout(self.dropout, deterministic=not train)(h)
@@ -45,4 +64,7 @@ class MLPDiscriminator(nn.Module):
         h = ACTIVATIONS[self.activation](dense(width, h))
     if self.dropout:
       h = nn.Dropout(self.dropout, deterministic=not train)(h)
-    return jnp.squeeze(dense(1, h), -1)
+    logits, class_logits = DiscriminatorHead(
+        self.conditioning, self.num_classes, self.minibatch_kernels,
+        dense=lambda width: lambda v: dense(width, v))(h, labels)
+    return (logits, h, class_logits) if features else logits
