@@ -45,10 +45,11 @@ VARIANTS = {
     "cond_concat": ("G and D conditioned on the mode index (concatenation)", VANILLA + ("--conditioning=concat",)),
     "cond_acgan": ("AC-GAN auxiliary classifier", VANILLA + ("--conditioning=acgan",)),
     "cond_projection": ("projection discriminator", VANILLA + ("--conditioning=projection",)),
-    "wgan_clip": ("WGAN, weight clipping 0.01, k = 5", VANILLA + (
-        "--loss=wgan", "--weight_clip=0.01", "--d_steps=5", "--beta1=0", "--beta2=0.9")),
-    "wgan_gp": ("WGAN-GP, lambda 10 (scaled: 0.1), k = 5", VANILLA + (
-        "--loss=wgan", "--gp_weight=0.1", "--d_steps=5", "--beta1=0", "--beta2=0.9")),
+    "wgan_clip": ("WGAN, weight clipping 0.01, k = 5, lr 5e-5", VANILLA + (
+        "--loss=wgan", "--weight_clip=0.01", "--d_steps=5", "--lr_d=5e-5", "--lr_g=5e-5")),
+    "wgan_gp": ("WGAN-GP, lambda 10, k = 5, Adam 1e-4 (0, 0.9)", VANILLA + (
+        "--loss=wgan", "--gp_weight=10", "--d_steps=5", "--lr_d=1e-4", "--lr_g=1e-4", "--beta1=0",
+        "--beta2=0.9")),
     "hinge": ("hinge loss", VANILLA + ("--loss=hinge",)),
     "lsgan": ("least squares", VANILLA + ("--loss=lsgan",)),
     "hinge_sn": ("hinge + spectral norm in D", VANILLA + ("--loss=hinge", "--spectral_norm")),
