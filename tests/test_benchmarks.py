@@ -21,3 +21,27 @@ def test_step_time_runs_two_iterations_and_prints_its_table(tmp_path):
   figures = json.loads(out.read_text())["configs"]["ring_mlp"]
   assert figures["params"] > 0 and figures["jax_ms"] > 0 and figures["torch_ms"] > 0
   assert figures["flops_per_iter"] > 0
+
+
+@pytest.mark.integration
+def test_mode_coverage_runs_seeds_tabulates_and_does_not_rerun_finished_runs(tmp_path):
+  out, root = tmp_path / "table.md", tmp_path / "runs"
+  cmd = [sys.executable, os.path.join(REPO, "benchmarks", "mode_coverage.py"), "--datasets=ring",
+         "--variants=vanilla,cond_projection", "--seeds=0,1", "--train_steps=500", f"--root={root}",
+         f"--output={out}"]
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  first = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=900)
+  assert first.returncode == 0, first.stderr[-3000:]
+  table = out.read_text()
+  rows = [l for l in table.splitlines() if l.startswith("| vanilla |") or l.startswith("| cond_projection |")]
+  assert len(rows) == 2 and all("| 2 |" in r for r in rows), table  # two seeds per row
+  for seed in (0, 1):
+    final = json.loads((root / "ring" / "vanilla" / f"seed{seed}" / "eval" / "final_metrics.json").read_text())
+    assert final["modes"] >= 0 and len(final["mode_counts"]) == 8
+  stamp = (root / "ring" / "vanilla" / "seed0" / "eval" / "final_metrics.json").stat().st_mtime
+  again = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert again.returncode == 0 and "run.py" not in again.stdout  # nothing retrained
+  assert (root / "ring" / "vanilla" / "seed0" / "eval" / "final_metrics.json").stat().st_mtime == stamp
+  assert out.read_text() == table
+  bad = subprocess.run(cmd[:2] + ["--variants=nope"], cwd=REPO, capture_output=True, text=True)
+  assert bad.returncode == 2 and "unknown variants ['nope']" in bad.stderr
