@@ -21,6 +21,9 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gan_jax import xla_cpu  # noqa: E402
+
+xla_cpu.configure()  # Before JAX starts its CPU backend.
 
 
 def peak_rss_mb():

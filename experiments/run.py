@@ -10,6 +10,9 @@ import sys
 from absl import app, flags, logging
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gan_jax import xla_cpu  # noqa: E402
+
+xla_cpu.configure()  # Before JAX starts its CPU backend.
 from gan_jax import config as config_lib  # noqa: E402
 from gan_jax import writers  # noqa: E402
 

@@ -13,6 +13,9 @@ import numpy as np
 from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from gan_jax import xla_cpu  # noqa: E402
+
+xla_cpu.configure()  # Before JAX starts its CPU backend.
 
 flags.DEFINE_string("workdir", None, "The run's workdir (holds checkpoints/).")
 flags.DEFINE_integer("step", None, "Checkpoint step (default: the newest).")

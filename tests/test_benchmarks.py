@@ -45,3 +45,18 @@ def test_mode_coverage_runs_seeds_tabulates_and_does_not_rerun_finished_runs(tmp
   assert out.read_text() == table
   bad = subprocess.run(cmd[:2] + ["--variants=nope"], cwd=REPO, capture_output=True, text=True)
   assert bad.returncode == 2 and "unknown variants ['nope']" in bad.stderr
+
+
+def test_xla_cpu_flags_are_added_once_never_override_and_can_be_refused(monkeypatch):
+  from gan_jax import xla_cpu
+  monkeypatch.setattr(xla_cpu.importlib.metadata, "version", lambda name: "0.10.2")
+  env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+  flags = xla_cpu.configure(env)
+  assert flags.startswith("--xla_force_host_platform_device_count=8 ")
+  assert "--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT" in flags
+  assert xla_cpu.configure(env) == flags  # idempotent
+  mine = {"XLA_FLAGS": "--xla_cpu_experimental_ynn_fusion_type="}
+  assert xla_cpu.configure(mine) == "--xla_cpu_experimental_ynn_fusion_type="  # the user's value wins
+  assert xla_cpu.configure({xla_cpu.OPT_OUT: "0"}) == ""
+  monkeypatch.setattr(xla_cpu.importlib.metadata, "version", lambda name: "0.12.0")
+  assert xla_cpu.configure({}) == ""  # not measured there: an unknown flag would abort XLA
