@@ -59,9 +59,15 @@ VARIANTS = {
 PACGAN4_GRID = (24.8, 0.936, 0.04)
 
 
+def run_dir(args, dataset, variant, seed):
+  """WORKDIR of one run; a --train_steps override gets workdirs of its own."""
+  name = variant + (f"_{args.train_steps}steps" if args.train_steps else "")
+  return os.path.join(args.root, dataset, name, f"seed{seed}")
+
+
 def run_one(dataset, variant, seed, args):
   """Trains one (dataset, variant, seed) unless done; returns its final metrics + seconds."""
-  workdir = os.path.join(args.root, dataset, variant, f"seed{seed}")
+  workdir = run_dir(args, dataset, variant, seed)
   done = os.path.join(workdir, "eval", "final_metrics.json")
   timing = os.path.join(workdir, "wall_seconds.json")
   if not os.path.exists(done):
@@ -89,8 +95,9 @@ def mean_se(values):
   return v.mean(), se
 
 
-def table(dataset, rows, num_modes):
-  lines = [f"### {dataset} ({num_modes} modes)", "",
+def table(dataset, rows, num_modes, train_steps):
+  steps = f"{train_steps} steps" if train_steps else f"the steps of {BASE_FLAGFILES[dataset]}"
+  lines = [f"### {dataset} ({num_modes} modes, {steps})", "",
            "| variant | what | seeds | modes | high quality % | reverse KL | s/run |",
            "|---|---|---|---|---|---|---|"]
   for variant, results in rows:
@@ -126,14 +133,14 @@ def main():
       results = []
       for seed in seeds:
         if args.table_only and not os.path.exists(
-            os.path.join(args.root, dataset, variant, f"seed{seed}", "eval", "final_metrics.json")):
+            os.path.join(run_dir(args, dataset, variant, seed), "eval", "final_metrics.json")):
           continue
         results.append(run_one(dataset, variant, seed, args))
       if results:
         rows.append((variant, results))
     if rows:
       num_modes = len(rows[0][1][0]["mode_counts"])
-      sections.append(table(dataset, rows, num_modes))
+      sections.append(table(dataset, rows, num_modes, args.train_steps))
   command = "python benchmarks/mode_coverage.py " + " ".join(sys.argv[1:])
   text = "\n\n".join([
       "# Mode coverage: every variant on the ring and the grid",

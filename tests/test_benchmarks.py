@@ -36,12 +36,12 @@ def test_mode_coverage_runs_seeds_tabulates_and_does_not_rerun_finished_runs(tmp
   rows = [l for l in table.splitlines() if l.startswith("| vanilla |") or l.startswith("| cond_projection |")]
   assert len(rows) == 2 and all("| 2 |" in r for r in rows), table  # two seeds per row
   for seed in (0, 1):
-    final = json.loads((root / "ring" / "vanilla" / f"seed{seed}" / "eval" / "final_metrics.json").read_text())
+    final = json.loads((root / "ring" / "vanilla_500steps" / f"seed{seed}" / "eval" / "final_metrics.json").read_text())
     assert final["modes"] >= 0 and len(final["mode_counts"]) == 8
-  stamp = (root / "ring" / "vanilla" / "seed0" / "eval" / "final_metrics.json").stat().st_mtime
+  stamp = (root / "ring" / "vanilla_500steps" / "seed0" / "eval" / "final_metrics.json").stat().st_mtime
   again = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
   assert again.returncode == 0 and "run.py" not in again.stdout  # nothing retrained
-  assert (root / "ring" / "vanilla" / "seed0" / "eval" / "final_metrics.json").stat().st_mtime == stamp
+  assert (root / "ring" / "vanilla_500steps" / "seed0" / "eval" / "final_metrics.json").stat().st_mtime == stamp
   assert out.read_text() == table
   bad = subprocess.run(cmd[:2] + ["--variants=nope"], cwd=REPO, capture_output=True, text=True)
   assert bad.returncode == 2 and "unknown variants ['nope']" in bad.stderr
