@@ -23,6 +23,8 @@ flags.DEFINE_bool("best", False, "Use the best checkpoint (checkpoints_best/).")
 flags.DEFINE_integer("num_samples", 64, "How many samples.")
 flags.DEFINE_integer("seed", 0, "Seed of the latents.")
 flags.DEFINE_string("out", "samples.png", "Output file: .png or .npz.")
+flags.DEFINE_integer("label", None, "Class of every sample, for a run trained with --conditioning "
+                     "(default: the classes in turn).")
 FLAGS = flags.FLAGS
 
 
@@ -47,7 +49,11 @@ def main(argv):
     cfg, nets, state, step, _ = restore.load_run(FLAGS.workdir, FLAGS.step, FLAGS.best)
   except checkpoint.CheckpointError as e:
     fail(str(e))
-  x = restore.generate_samples(nets, state, FLAGS.num_samples, FLAGS.seed)
+  if FLAGS.label is not None and not 0 <= FLAGS.label < max(nets.num_classes, 1):
+    fail(f"--label={FLAGS.label}: " + (f"must lie in [0, {nets.num_classes})" if nets.num_classes else
+                                       "this run's generator is not conditional (trained with "
+                                       "--conditioning=none); drop --label"))
+  x = restore.generate_samples(nets, state, FLAGS.num_samples, FLAGS.seed, FLAGS.label)
   if cfg.is_toy:
     x = x / cfg.data_scale
   if ext == ".npz":

@@ -36,15 +36,26 @@ def load_run(workdir: str, step: int | None = None, best: bool = False):
   return cfg, nets, state, found, meta
 
 
-def generate_from_latents(nets, state, z, chunk: int = 1000):
-  """G_ema(z) in inference mode for latents z [N, latent_dim]: numpy [N, *data_shape]."""
+def generate_from_latents(nets, state, z, labels=None, chunk: int = 1000):
+  """G_ema(z) in inference mode for latents z [N, latent_dim]: numpy [N, *data_shape].
+
+  A conditional G takes `labels` [N] (default: row i gets class i % num_classes).
+  """
   generate = make_generate_fn(nets)
   z = jax.numpy.asarray(z, jax.numpy.float32)
-  return np.concatenate([np.asarray(generate(state.ema_g_params, state.g_collections, z[i:i + chunk]))
+  if nets.num_classes and labels is None:
+    labels = np.arange(len(z)) % nets.num_classes
+  part = lambda i: None if labels is None else jax.numpy.asarray(labels[i:i + chunk], jax.numpy.int32)  # noqa: E731
+  return np.concatenate([np.asarray(generate(state.ema_g_params, state.g_collections, z[i:i + chunk],
+                                             part(i)))
                          for i in range(0, len(z), chunk)])
 
 
-def generate_samples(nets, state, num_samples: int, seed: int = 0):
-  """num_samples draws of G_ema(z), z ~ N(0, I) from `seed`: numpy [N, *data_shape]."""
-  return generate_from_latents(nets, state, jax.random.normal(jax.random.PRNGKey(seed),
-                                                              (num_samples, nets.latent_dim)))
+def generate_samples(nets, state, num_samples: int, seed: int = 0, label=None):
+  """num_samples draws of G_ema(z), z ~ N(0, I) from `seed`: numpy [N, *data_shape].
+
+  `label`: a conditional G's class for every sample (None: the classes in turn).
+  """
+  z = jax.random.normal(jax.random.PRNGKey(seed), (num_samples, nets.latent_dim))
+  labels = None if label is None else np.full((num_samples,), label, np.int32)
+  return generate_from_latents(nets, state, z, labels)

@@ -267,6 +267,15 @@ def test_conditional_dcgan_with_every_trick_trains_and_resumes(tmp_path):
   assert step == 2 and nets.num_classes == 10 and state.g_param_avg is not None
   x = restore.generate_samples(nets, state, 20)
   assert x.shape == (20, 32, 32, 1) and np.all(np.isfinite(x))
+  threes, fours = (restore.generate_samples(nets, state, 20, label=c) for c in (3, 4))
+  np.testing.assert_allclose(threes[3], x[3], atol=1e-5)  # same z; row 3 of the default is class 3
+  assert not np.allclose(threes, fours)
+  import subprocess
+  import sys
+  from tests.conftest import REPO
+  bad = subprocess.run([sys.executable, f"{REPO}/experiments/sample.py", f"--workdir={tmp_path}", "--label=10"],
+                       capture_output=True, text=True)
+  assert bad.returncode == 2 and "--label=10: must lie in [0, 10)" in bad.stderr
   more = dataclasses.replace(cfg, train_steps=3)
   train.train_and_evaluate(more)  # resumes from step 2 with the same state structure
   assert restore.load_run(str(tmp_path))[3] == 3
