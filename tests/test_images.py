@@ -95,13 +95,18 @@ def tensorboard_tags(directory):
 
 
 @pytest.mark.integration
-def test_tfds_dataset_trains_under_mock_data(tmp_path):
+@pytest.mark.parametrize("conditioning", ["none", "acgan"])
+def test_tfds_dataset_trains_under_mock_data(tmp_path, conditioning):
   with tfds.testing.mock_data(num_examples=16):
-    cfg = image_config(tmp_path, "tfds:mnist:train")
+    cfg = image_config(tmp_path, "tfds:mnist:train", conditioning=conditioning)
     ds = make_dataset(cfg)
     assert ds.num_examples == 16 and ds.data_shape == (28, 28, 1) and ds.num_classes == 10
+    assert set(np.unique(ds.get_batch(0, 16)["label"])) <= set(range(10))
     train.train_and_evaluate(cfg)
   assert (tmp_path / "samples" / "step_0000003.png").exists()
+  if conditioning == "acgan":  # the labelled tfds data reached the auxiliary classifier
+    rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert np.isfinite(rows[-1]["class_nll"])
 
 
 def test_tfds_not_prepared_fails_fast_with_the_fix(tmp_path):
