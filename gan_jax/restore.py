@@ -9,7 +9,7 @@ from gan_jax import checkpoint as ckpt_lib
 from gan_jax import config as config_lib
 from gan_jax.nets import build_nets
 from gan_jax.state import create_state, make_optimizers
-from gan_jax.steps import make_generate_fn
+from gan_jax.steps import cycled_labels, make_generate_fn
 
 
 def config_from_dict(d: dict) -> config_lib.Config:
@@ -44,7 +44,7 @@ def generate_from_latents(nets, state, z, labels=None, chunk: int = 1000):
   generate = make_generate_fn(nets)
   z = jax.numpy.asarray(z, jax.numpy.float32)
   if nets.num_classes and labels is None:
-    labels = np.arange(len(z)) % nets.num_classes
+    labels = cycled_labels(len(z), nets.num_classes)
   part = lambda i: None if labels is None else jax.numpy.asarray(labels[i:i + chunk], jax.numpy.int32)  # noqa: E731
   return np.concatenate([np.asarray(generate(state.ema_g_params, state.g_collections, z[i:i + chunk],
                                              part(i)))

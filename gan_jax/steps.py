@@ -267,16 +267,25 @@ def make_train_fn(cfg, nets: GANNets, g_tx, d_tx, mesh, steps_per_call: int):
   return jax.jit(sharded, donate_argnums=0)
 
 
+def cycled_labels(n: int, num_classes: int):
+  """Classes 0, 1, ..., C-1, 0, 1, ... for n samples [n]: a conditional G's default labels.
+
+  Draw the labels of a whole sample set at once (then slice), so that chunked
+  generation still covers the classes evenly.
+  """
+  return jnp.arange(n, dtype=jnp.int32) % num_classes
+
+
 def make_generate_fn(nets: GANNets):
   """jitted (params, collections, z [N, latent], labels [N] = None) -> x [N, *data_shape].
 
   G in inference mode. A conditional G without labels draws the classes in turn
-  (label i % C for row i), so N samples cover the classes evenly.
+  (`cycled_labels`: label i % C for row i of this call).
   """
 
   def generate(params, collections, z, labels=None):
     if nets.num_classes and labels is None:
-      labels = jnp.arange(z.shape[0]) % nets.num_classes
+      labels = cycled_labels(z.shape[0], nets.num_classes)
     return _apply(nets.generator, params, collections, (z, labels), False)[0]
 
   return jax.jit(generate)

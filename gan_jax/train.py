@@ -20,7 +20,7 @@ from gan_jax import sampling, sharding, writers
 from gan_jax.metrics import modes
 from gan_jax.nets import build_nets
 from gan_jax.state import count_params, create_state, make_optimizers
-from gan_jax.steps import DATA_AXIS, GUARDED, make_generate_fn, make_train_fn
+from gan_jax.steps import DATA_AXIS, GUARDED, cycled_labels, make_generate_fn, make_train_fn
 
 
 class NonFiniteError(RuntimeError):
@@ -33,6 +33,7 @@ class Evaluator:
   def __init__(self, cfg, nets, dataset, workdir, writer):
     self.cfg, self.dataset, self.workdir, self.writer = cfg, dataset, workdir, writer
     self.generate = make_generate_fn(nets)
+    self.num_classes = nets.num_classes
     names = cfg.eval_metric_names
     n = cfg.eval_samples if (cfg.is_toy or names) else 64
     # Fixed latents, independent of the training keys: the same picture grid every eval.
@@ -46,9 +47,10 @@ class Evaluator:
 
   def samples(self, state, chunk: int = 500):
     """G_ema(z) for the fixed latents, in data units (toy data scale undone)."""
-    x = np.concatenate([sharding.to_host(self.generate(state.ema_g_params, state.g_collections,
-                                                       self.z[i:i + chunk]))
-                        for i in range(0, len(self.z), chunk)])
+    labels = cycled_labels(len(self.z), self.num_classes) if self.num_classes else None
+    x = np.concatenate([sharding.to_host(self.generate(
+        state.ema_g_params, state.g_collections, self.z[i:i + chunk],
+        None if labels is None else labels[i:i + chunk])) for i in range(0, len(self.z), chunk)])
     return x / self.cfg.data_scale if self.cfg.is_toy else x
 
   def __call__(self, state, step: int, train_metrics: dict) -> dict:
