@@ -65,10 +65,15 @@ def run_dir(args, dataset, variant, seed):
   return os.path.join(args.root, dataset, name, f"seed{seed}")
 
 
+def final_metrics_path(args, dataset, variant, seed):
+  """Written by train.py at the end of a run: its presence marks the run done."""
+  return os.path.join(run_dir(args, dataset, variant, seed), "eval", "final_metrics.json")
+
+
 def run_one(dataset, variant, seed, args):
   """Trains one (dataset, variant, seed) unless done; returns its final metrics + seconds."""
   workdir = run_dir(args, dataset, variant, seed)
-  done = os.path.join(workdir, "eval", "final_metrics.json")
+  done = final_metrics_path(args, dataset, variant, seed)
   timing = os.path.join(workdir, "wall_seconds.json")
   if not os.path.exists(done):
     cmd = [sys.executable, os.path.join(REPO, "experiments", "run.py"),
@@ -132,8 +137,7 @@ def main():
     for variant in variants:
       results = []
       for seed in seeds:
-        if args.table_only and not os.path.exists(
-            os.path.join(run_dir(args, dataset, variant, seed), "eval", "final_metrics.json")):
+        if args.table_only and not os.path.exists(final_metrics_path(args, dataset, variant, seed)):
           continue
         results.append(run_one(dataset, variant, seed, args))
       if results:

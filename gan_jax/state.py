@@ -70,8 +70,8 @@ def create_state(cfg, nets: GANNets, g_tx, d_tx) -> GANState:
   labels = jnp.zeros((cfg.pack,), jnp.int32) if nets.num_classes else None
   g_params, g_collections = _split_variables(
       nets.generator.init({"params": key_g}, z, labels, train=False))
-  d_params, d_collections = _split_variables(nets.discriminator.init(
-      {"params": key_d}, pack_samples(x, cfg.pack), None if labels is None else labels[:1], train=False))
+  d_params, d_collections = _split_variables(  # (label conditioning implies pack 1)
+      nets.discriminator.init({"params": key_d}, pack_samples(x, cfg.pack), labels, train=False))
   copy = lambda tree: jax.tree.map(jnp.copy, tree)  # noqa: E731
   averaging = cfg.historical_averaging > 0
   return GANState(
