@@ -6,17 +6,13 @@ Same network (dcgan.flags at 32x32x1, batch 64), same parameters: only G's strid
 convolutions change implementation. Prints ms per iteration and the ratio.
 """
 import argparse
-import os
-import sys
 from unittest import mock
 
 import flax.linen as nn
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from benchmarks.step_time import configs, jax_trainer  # noqa: E402
-from gan_jax.nets import dcgan  # noqa: E402
+from gan_jax.nets import dcgan
+from step_time import configs, jax_trainer  # beside this script
 
 
 class FlaxConvTranspose(nn.Module):

@@ -15,12 +15,10 @@ import argparse
 import json
 import os
 import resource
-import sys
 import time
 
 import numpy as np
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from gan_jax import xla_cpu  # noqa: E402
 
 xla_cpu.configure()  # Before JAX starts its CPU backend.
@@ -49,7 +47,8 @@ def jax_trainer(cfg, data_shape, steps_per_call):
   from gan_jax import sharding
   from gan_jax.nets import build_nets
   from gan_jax.state import count_params, create_state, make_optimizers
-  from gan_jax.steps import DATA_AXIS, make_train_fn
+  from gan_jax.sharding import DATA_AXIS
+  from gan_jax.steps import make_train_fn
   nets = build_nets(cfg, data_shape, DATA_AXIS)
   g_tx, d_tx = make_optimizers(cfg)
   mesh = sharding.make_mesh(1)
@@ -73,7 +72,7 @@ def jax_trainer(cfg, data_shape, steps_per_call):
     calls = max(1, iters // steps_per_call)
     t0 = time.perf_counter()
     for _ in range(calls):
-      holder["state"], metrics = compiled(holder["state"], batches)
+      holder["state"], _, _ = compiled(holder["state"], batches)
     jax.block_until_ready(holder["state"])
     return (time.perf_counter() - t0) / (calls * steps_per_call)
 
@@ -83,7 +82,7 @@ def jax_trainer(cfg, data_shape, steps_per_call):
 
 def torch_trainer(kind, batch):
   import torch
-  from benchmarks import torch_reference as ref
+  import torch_reference as ref  # beside this script
   torch.manual_seed(0)
   if kind == "dcgan":
     g, d = ref.dcgan()

@@ -14,8 +14,7 @@ import sys
 
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from gan_jax import xla_cpu  # noqa: E402
+from gan_jax import xla_cpu
 
 xla_cpu.configure()  # Before JAX starts its CPU backend.
 
@@ -30,7 +29,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  from gan_jax import checkpoint, evaluation, writers
+  from gan_jax import errors, evaluation, writers
   writers.quiet_library_logs()
   if not FLAGS.workdir:
     print("error: --workdir is required", file=sys.stderr)
@@ -38,7 +37,7 @@ def main(argv):
   try:
     result = evaluation.evaluate_run(FLAGS.workdir, FLAGS.step, FLAGS.best, FLAGS.num_samples, FLAGS.seed,
                                      FLAGS.parzen)
-  except checkpoint.CheckpointError as e:
+  except errors.CheckpointError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
   print(evaluation.format_table(result))

@@ -9,12 +9,11 @@ import sys
 
 from absl import app, flags, logging
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from gan_jax import xla_cpu  # noqa: E402
+from gan_jax import xla_cpu
 
 xla_cpu.configure()  # Before JAX starts its CPU backend.
 from gan_jax import config as config_lib  # noqa: E402
-from gan_jax import writers  # noqa: E402
+from gan_jax import errors, writers  # noqa: E402
 
 EXPERIMENTS = os.path.dirname(os.path.abspath(__file__))
 
@@ -51,7 +50,7 @@ def config_from_flags() -> config_lib.Config:
       try:
         value = tuple(int(v) for v in value)
       except ValueError:
-        raise config_lib.ConfigError(field.name, ",".join(value), "a comma-separated list of integers")
+        raise errors.ConfigError(field.name, ",".join(value), "a comma-separated list of integers")
     values[field.name] = value
   return config_lib.Config(**values)
 
@@ -87,17 +86,14 @@ def main(argv):
   writers.quiet_library_logs()
   if len(argv) > 1:
     fail(f"unexpected arguments {argv[1:]}; flags are written --name=value")
-  from gan_jax import data, sharding, train  # Imported after flag parsing: JAX starts here.
+  from gan_jax import sharding, train  # Imported after flag parsing: JAX starts here.
   try:
     cfg = config_lib.validate(config_from_flags())
     f = flags.FLAGS
     sharding.initialize_distributed(f.coordinator_address, f.num_processes, f.process_id, f.distributed)
     train.train_and_evaluate(cfg)
-  except (config_lib.ConfigError, data.DataError) as e:
+  except (errors.ConfigError, errors.DataError, errors.NonFiniteError) as e:
     fail(str(e))
-  except train.NonFiniteError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
   logging.info("done: outputs in %s", flags.FLAGS.workdir)
 
 

@@ -12,8 +12,7 @@ import sys
 import numpy as np
 from absl import app, flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from gan_jax import xla_cpu  # noqa: E402
+from gan_jax import xla_cpu
 
 xla_cpu.configure()  # Before JAX starts its CPU backend.
 
@@ -44,27 +43,23 @@ def main(argv):
   ext = os.path.splitext(FLAGS.out)[1].lower()
   if ext not in (".png", ".npz"):
     fail(f"--out={FLAGS.out}: the file must end in .png or .npz")
-  from gan_jax import checkpoint, restore, sampling
+  from gan_jax import errors, restore, tasks
+  from gan_jax.generate import generate_samples
   try:
     cfg, nets, state, step, _ = restore.load_run(FLAGS.workdir, FLAGS.step, FLAGS.best)
-  except checkpoint.CheckpointError as e:
+  except errors.CheckpointError as e:
     fail(str(e))
   if FLAGS.label is not None and not 0 <= FLAGS.label < max(nets.num_classes, 1):
     fail(f"--label={FLAGS.label}: " + (f"must lie in [0, {nets.num_classes})" if nets.num_classes else
                                        "this run's generator is not conditional (trained with "
                                        "--conditioning=none); drop --label"))
-  x = restore.generate_samples(nets, state, FLAGS.num_samples, FLAGS.seed, FLAGS.label)
-  if cfg.is_toy:
-    x = x / cfg.data_scale
+  task = tasks.make_task(cfg)  # Pictures and data units only: the training data is not read.
+  x = task.to_data_units(generate_samples(nets, state, FLAGS.num_samples, FLAGS.seed, FLAGS.label))
   if ext == ".npz":
     os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
     np.savez(FLAGS.out, samples=x, step=step)
-  elif cfg.is_toy:
-    from gan_jax.data import toy
-    mix = toy.TOY[cfg.dataset]()
-    sampling.scatter_png(x, mix.means, FLAGS.out, title=f"{FLAGS.workdir} step {step}")
   else:
-    sampling.save_png(sampling.image_grid(x), FLAGS.out)
+    task.picture(x, FLAGS.out, title=f"{FLAGS.workdir} step {step}")
   print(f"wrote {FLAGS.num_samples} samples from step {step} to {FLAGS.out}")
 
 

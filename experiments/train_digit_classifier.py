@@ -6,12 +6,9 @@ Trains on the 4,000 mnist5k training digits with random +-2 px shifts, reports t
 1,000 held-out digits (tests/test_metrics.py recomputes it from the shipped weights).
 """
 import os
-import sys
 
 import numpy as np
 from absl import app, flags
-
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 flags.DEFINE_integer("epochs", 15, "Training epochs.")
 flags.DEFINE_integer("seed", 0, "Seed.")

@@ -13,9 +13,7 @@ import jax
 import orbax.checkpoint as ocp
 from absl import logging
 
-
-class CheckpointError(RuntimeError):
-  """No usable checkpoint where one was asked for."""
+from gan_jax.errors import CheckpointError
 
 
 def absolute(path: str) -> str:
@@ -23,21 +21,34 @@ def absolute(path: str) -> str:
   return path if "://" in path else os.path.abspath(path)
 
 
-def _manager(directory: str, keep: int, async_save: bool = True) -> ocp.CheckpointManager:
+def _manager(directory: str, keep: int | None = None, async_save: bool = True) -> ocp.CheckpointManager:
   return ocp.CheckpointManager(
-      directory, options=ocp.CheckpointManagerOptions(
-          max_to_keep=keep, create=True, enable_async_checkpointing=async_save))
+      absolute(directory), options=ocp.CheckpointManagerOptions(
+          max_to_keep=keep, create=keep is not None, enable_async_checkpointing=async_save))
+
+
+def _restore_args(abstract_state=None):
+  """orbax restore arguments: the metadata alone, or the state onto `abstract_state`'s shapes and shardings."""
+  if abstract_state is None:
+    return ocp.args.Composite(meta=ocp.args.JsonRestore())
+  return ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore())
+
+
+def _restore(mngr: ocp.CheckpointManager, step: int, abstract_state=None):
+  """(state or None, meta dict) of checkpoint `step`: the one restore path."""
+  restored = mngr.restore(step, args=_restore_args(abstract_state))
+  return (restored.state if abstract_state is not None else None), dict(restored.meta)
 
 
 def read_meta(directory: str, step: int | None = None):
   """(step, metadata dict) of the newest (or given) checkpoint in `directory`, or (None, None)."""
   if "://" not in directory and not os.path.isdir(directory):
     return None, None
-  mngr = ocp.CheckpointManager(absolute(directory))
+  mngr = _manager(directory)
   steps = sorted(mngr.all_steps(), reverse=True) if step is None else [step]
   for s in steps:
     try:
-      return s, dict(mngr.restore(s, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta)
+      return s, _restore(mngr, s)[1]
     except Exception as e:  # noqa: BLE001 - any read failure means this one is unusable.
       logging.warning("checkpoint %s/%d has unreadable metadata (%s)", directory, s, type(e).__name__)
   return None, None
@@ -46,7 +57,7 @@ def read_meta(directory: str, step: int | None = None):
 class Checkpointer:
   """Saves and restores `GANState` + metadata under WORKDIR/checkpoints{,_best}."""
 
-  def __init__(self, workdir: str, keep: int, enabled: bool = True):
+  def __init__(self, workdir: str, keep: int):
     self.workdir = workdir = absolute(workdir)
     self.directory = os.path.join(workdir, "checkpoints")
     self.best_directory = os.path.join(workdir, "checkpoints_best")
@@ -75,9 +86,7 @@ class Checkpointer:
     """
     for step in sorted(self._mngr.all_steps(), reverse=True):
       try:
-        restored = self._mngr.restore(step, args=ocp.args.Composite(
-            state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
-        return restored.state, dict(restored.meta), step
+        return (*_restore(self._mngr, step, abstract_state), step)
       except Exception as e:  # noqa: BLE001 - a partial write shows up as many error types.
         self._set_aside(step, e)
     return None
@@ -102,11 +111,9 @@ class Checkpointer:
 
 def restore_from(directory: str, step: int | None, abstract_state):
   """(state, meta, step) from `directory` (checkpoints/ or checkpoints_best/), for sampling."""
-  mngr = ocp.CheckpointManager(absolute(directory))
+  mngr = _manager(directory)
   step = mngr.latest_step() if step is None else step
   if step is None or step not in mngr.all_steps():
     raise CheckpointError(f"no checkpoint {'at step ' + str(step) if step is not None else ''} in "
                           f"{directory} (available: {sorted(mngr.all_steps()) or 'none'})")
-  restored = mngr.restore(step, args=ocp.args.Composite(
-      state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
-  return restored.state, dict(restored.meta), step
+  return (*_restore(mngr, step, abstract_state), step)

@@ -6,8 +6,11 @@ value is rejected by `validate` with a `ConfigError` naming the flag, the value
 and what is allowed.
 """
 import dataclasses
-from typing import Any
 
+from gan_jax.errors import ConfigError
+
+# The names each registry answers to, written once; tests/test_config.py checks them against the
+# registries themselves (losses.LOSSES, nets.NETS, data.toy.TOY, metrics.IMAGE_METRICS, ...).
 LOSS_NAMES = ("nonsaturating", "minimax", "wgan", "hinge", "lsgan")
 MODEL_NAMES = ("mlp", "dcgan")
 TOY_DATASETS = ("ring", "grid", "gauss1d")
@@ -18,14 +21,11 @@ LR_SCHEDULES = ("constant", "cosine")
 RESOLUTIONS = (28, 32, 64)
 IMAGE_METRICS = ("fid", "kid", "score", "prdc", "classes")
 CONDITIONINGS = ("none", "concat", "acgan", "projection")
+NAN_POLICIES = ("stop", "ignore")
 
 
-class ConfigError(ValueError):
-  """A flag has a value the framework cannot run with."""
-
-  def __init__(self, flag: str, value: Any, allowed: str):
-    self.flag, self.value = flag, value
-    super().__init__(f"--{flag}={value!s}: {allowed}")
+def _names(names) -> str:
+  return " | ".join(names)
 
 
 def _field(default, help_text, **kw):
@@ -38,19 +38,21 @@ class Config:
   workdir: str = _field("", "Directory for metrics, samples and checkpoints (required).")
   seed: int = _field(0, "One seed fixes the whole run: init, latents, data order.")
   # Data.
-  dataset: str = _field("ring", "ring | grid | gauss1d | mnist5k | tfds:NAME[:SPLIT] | folder:PATH.")
+  dataset: str = _field("ring", _names(TOY_DATASETS + IMAGE_DATASETS) + ".")
   data_dir: str = _field("", "tfds data_dir (where `tfds build` put the data).")
   data_scale: float = _field(1.0, "Toy data: train on x * data_scale; samples are scaled back for metrics.")
-  resolution: int = _field(32, "Image side in pixels for image datasets: 28, 32 or 64.")
+  resolution: int = _field(32, "Image side in pixels for image datasets: " + _names(map(str, RESOLUTIONS)) + ".")
   # Model.
-  model: str = _field("mlp", "mlp (Goodfellow et al. 2014) | dcgan (Radford et al. 2015).")
+  model: str = _field("mlp", _names(MODEL_NAMES) + ": the MLPs of Goodfellow et al. 2014, the DCGAN of "
+                      "Radford et al. 2015.")
   latent_dim: int = _field(100, "Size of z ~ N(0, I).")
   g_hidden: tuple = _field((256, 256, 256), "MLP generator hidden widths.")
   d_hidden: tuple = _field((256, 256, 256), "MLP discriminator hidden widths.")
-  d_activation: str = _field("relu", "MLP discriminator units: relu | leaky_relu | maxout.")
+  d_activation: str = _field("relu", "MLP discriminator units: " + _names(D_ACTIVATIONS) + ".")
   maxout_pieces: int = _field(5, "Pieces per maxout unit.")
   d_dropout: float = _field(0.0, "Dropout rate on the MLP discriminator's inputs and hidden units.")
-  g_output: str = _field("linear", "Generator output activation: linear | tanh | sigmoid (images use tanh).")
+  g_output: str = _field("linear", "Generator output activation: " + _names(OUTPUT_ACTIVATIONS)
+                         + " (images use tanh).")
   width: int = _field(64, "DCGAN base width: channels of G's last hidden layer and D's first.")
   spectral_norm: bool = _field(False, "Spectral normalisation of D's layers (Miyato et al. 2018; "
                                "replaces batch norm in the DCGAN D); power-iteration state is checkpointed.")
@@ -61,11 +63,12 @@ class Config:
                                    "of this many latents fixed at init (replaces DCGAN's batch norm); 0: off.")
   minibatch_discrimination: int = _field(0, "Minibatch discrimination kernels in D's last layer "
                                          "(Salimans et al. 2016); 0: off.")
-  conditioning: str = _field("none", "Label conditioning: none | concat (one-hot into G and D) | acgan "
-                             "(auxiliary classifier) | projection (projection D). Needs a labelled dataset.")
+  conditioning: str = _field("none", "Label conditioning: " + _names(CONDITIONINGS) + " (concat: one-hot "
+                             "into G and D; acgan: auxiliary classifier; projection: projection D). Needs a "
+                             "labelled dataset.")
   acgan_weight: float = _field(1.0, "Weight of the AC-GAN class log-likelihood terms.")
   # Objective and optimisation.
-  loss: str = _field("nonsaturating", "nonsaturating | minimax | wgan | hinge | lsgan.")
+  loss: str = _field("nonsaturating", _names(LOSS_NAMES) + ".")
   d_steps: int = _field(1, "k: discriminator steps per generator step.")
   share_fakes: bool = _field(False, "The last D step and the G step use the same G(z) (one G forward "
                              "per iteration, the reference DCGAN loop); off: each step draws its own z.")
@@ -84,19 +87,19 @@ class Config:
   lr_d: float = _field(2e-4, "Discriminator Adam learning rate.")
   beta1: float = _field(0.5, "Adam beta1 (DCGAN: 0.5).")
   beta2: float = _field(0.999, "Adam beta2.")
-  lr_schedule: str = _field("constant", "constant | cosine (decay to 0 at train_steps).")
+  lr_schedule: str = _field("constant", _names(LR_SCHEDULES) + " (cosine: decay to 0 at train_steps).")
   ema_decay: float = _field(0.0, "EMA of G's weights for samples and evaluation; 0 turns it off.")
   steps_per_call: int = _field(1, "Training steps per jitted call (lax.scan); >1 pays off for small MLPs.")
   # Evaluation, logging, checkpoints.
   eval_every: int = _field(1000, "Steps between evaluations (metrics.jsonl, samples).")
   eval_samples: int = _field(2500, "Generator samples per evaluation (PacGAN protocol: 2,500).")
-  eval_metrics: str = _field("", "Image metrics at each eval, comma-separated: fid, kid, score, prdc, "
-                             "classes (features of the shipped digit CNN; 1-channel data).")
+  eval_metrics: str = _field("", "Image metrics at each eval, comma-separated: " + ", ".join(IMAGE_METRICS)
+                             + " (features of the shipped digit CNN; 1-channel data).")
   log_every: int = _field(100, "Steps between console progress lines.")
   checkpoint_every: int = _field(1000, "Steps between checkpoints.")
   keep_checkpoints: int = _field(2, "Newest checkpoints kept.")
-  nan_policy: str = _field("stop", "On a non-finite loss or gradient: stop (keep the last good "
-                           "checkpoint newest) | ignore.")
+  nan_policy: str = _field("stop", "On a non-finite loss or gradient: " + _names(NAN_POLICIES) +
+                           " (stop: keep the last good checkpoint newest).")
 
   @property
   def is_toy(self) -> bool:
@@ -131,7 +134,7 @@ def validate(cfg: Config) -> Config:
   _one_of(cfg, "d_activation", D_ACTIVATIONS)
   _one_of(cfg, "g_output", OUTPUT_ACTIVATIONS)
   _one_of(cfg, "lr_schedule", LR_SCHEDULES)
-  _one_of(cfg, "nan_policy", ("stop", "ignore"))
+  _one_of(cfg, "nan_policy", NAN_POLICIES)
   _one_of(cfg, "conditioning", CONDITIONINGS)
   _require(cfg.conditioning == "none" or cfg.pack == 1, "conditioning", cfg.conditioning,
            f"label conditioning works with --pack=1 (got --pack={cfg.pack})")
@@ -181,5 +184,13 @@ SHAPE_FIELDS = ("model", "dataset", "resolution", "latent_dim", "g_hidden", "d_h
 
 
 def to_dict(cfg: Config) -> dict:
+  """JSON-ready: tuples become lists."""
   d = dataclasses.asdict(cfg)
   return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def config_from_dict(d: dict) -> Config:
+  """The inverse of `to_dict`; keys that are not fields (from other versions) are ignored."""
+  fields = {f.name: f for f in dataclasses.fields(Config)}
+  values = {k: tuple(v) if isinstance(fields[k].default, tuple) else v for k, v in d.items() if k in fields}
+  return Config(**values)

@@ -10,9 +10,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax import metrics as metrics_lib
-from gan_jax import restore, sampling
+from gan_jax import pictures, restore, tasks
 from gan_jax.data import make_dataset
-from gan_jax.metrics import digits, modes, parzen
+from gan_jax.generate import Generator, generate_samples, latents
+from gan_jax.metrics import digits, parzen
 
 
 def image_table(fake, train_x, held_out_x=None, names=("fid", "kid", "score", "prdc", "classes")):
@@ -65,13 +66,13 @@ def interpolation_grid(nets, state, rows: int = 8, steps: int = 10, seed: int = 
   zb = jax.random.normal(key_b, (rows, 1, nets.latent_dim))
   t = jnp.linspace(0, 1, steps)[None, :, None]
   z = (za * (1 - t) + zb * t).reshape(rows * steps, nets.latent_dim)
-  return restore.generate_from_latents(nets, state, z)
+  return Generator(nets, chunk=1000)(state, z)
 
 
 def class_mean_latents(nets, state, num_samples: int = 2000, seed: int = 0):
   """Mean z of the samples the digit CNN assigns to each class: [10, latent] (latent arithmetic)."""
-  z = jax.random.normal(jax.random.PRNGKey(seed), (num_samples, nets.latent_dim))
-  probs, _ = digits.classify(restore.generate_from_latents(nets, state, z))
+  z = latents(seed, num_samples, nets.latent_dim)
+  probs, _ = digits.classify(Generator(nets, chunk=1000)(state, z))
   labels = probs.argmax(1)
   return np.stack([np.asarray(z)[labels == c].mean(0) if np.any(labels == c) else np.zeros(nets.latent_dim)
                    for c in range(probs.shape[1])])
@@ -82,14 +83,22 @@ def evaluate_run(workdir, step=None, best=False, num_samples=2500, seed=0, with_
   cfg, nets, state, step, _ = restore.load_run(workdir, step, best)
   out_dir = out_dir or os.path.join(workdir, "eval")
   os.makedirs(out_dir, exist_ok=True)
-  fake = restore.generate_samples(nets, state, num_samples, seed)
-  if cfg.is_toy:
-    from gan_jax.data import toy
-    mix = toy.TOY[cfg.dataset]()
-    m = modes.mode_metrics(fake / cfg.data_scale, mix.means, mix.sigma)
-    return {"step": step, "rows": {k: (v, None, None) for k, v in m.items() if k != "mode_counts"}}
   dataset = make_dataset(cfg)
-  train = dataset.get_batch(0, min(num_samples, dataset.num_examples))
+  task = tasks.make_task(dataclasses.replace(cfg, eval_metrics=""), dataset)
+  fake = task.to_data_units(generate_samples(nets, state, num_samples, seed))
+  evaluate = {"toy": _toy_rows, "image": _image_rows}[task.kind]
+  return {"step": step, "rows": evaluate(cfg, nets, state, task, dataset, fake, seed, with_parzen, out_dir)}
+
+
+def _toy_rows(cfg, nets, state, task, dataset, fake, seed, with_parzen, out_dir):
+  del cfg, nets, state, dataset, seed, with_parzen, out_dir
+  return {k: (v, None, None) for k, v in task.metrics(fake).items() if k != "mode_counts"}
+
+
+def _image_rows(cfg, nets, state, task, dataset, fake, seed, with_parzen, out_dir):
+  """Digit-CNN metrics against train and held-out digits, Parzen, D-feature probe, latent pictures."""
+  del task
+  train = dataset.get_batch(0, min(len(fake), dataset.num_examples))
   held_out = None
   if cfg.dataset.split(":")[0] == "mnist5k":
     held_out = make_dataset(dataclasses.replace(cfg, dataset="mnist5k:test"))
@@ -104,14 +113,14 @@ def evaluate_run(workdir, step=None, best=False, num_samples=2500, seed=0, with_
     for n in (100, None):
       acc = linear_probe(tf, every["label"], hf, held_out["label"], n)
       rows[f"d_features_linear_acc_{n or len(tf)}_labels"] = (acc, None, None)
-  sampling.save_png(sampling.image_grid(interpolation_grid(nets, state, seed=seed), cols=10),
+  pictures.save_png(pictures.image_grid(interpolation_grid(nets, state, seed=seed), cols=10),
                     os.path.join(out_dir, "interpolations.png"))
   means = class_mean_latents(nets, state, seed=seed)
   # Row c: G(mean z of class c); then arithmetic: mean_c - mean_0 + mean_1 for each c.
   arithmetic = np.concatenate([means, means - means[0] + means[1]])
-  sampling.save_png(sampling.image_grid(restore.generate_from_latents(nets, state, arithmetic), cols=10),
+  pictures.save_png(pictures.image_grid(Generator(nets, chunk=1000)(state, arithmetic), cols=10),
                     os.path.join(out_dir, "class_means.png"))
-  return {"step": step, "rows": rows}
+  return rows
 
 
 def format_table(result) -> str:

@@ -9,7 +9,10 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from gan_jax.steps import DATA_AXIS
+from gan_jax.errors import ConfigError
+
+DATA_AXIS = "data"  # The one mesh axis: devices that split the batch.
+BATCH_SPEC = P(None, None, DATA_AXIS)  # Stacked batches [steps, k, B, ...]: rows split over DATA_AXIS.
 
 
 def initialize_distributed(coordinator_address: str = "", num_processes: int = 0, process_id: int = -1,
@@ -43,7 +46,6 @@ def any_process(flag: bool) -> bool:
 
 def make_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
   """A 1-D mesh, axis 'data', over the first `num_devices` devices (0: all of all processes)."""
-  from gan_jax.config import ConfigError
   available = jax.device_count()
   if num_devices > available:
     raise ConfigError("num_devices", num_devices, f"only {available} devices are available")
@@ -73,14 +75,13 @@ def process_rows(global_batch: int) -> slice:
 
 def shard_batches(batches, mesh):
   """Process-local batches, leaves [S, k, b_local, ...] -> global arrays sharded on axis 2."""
-  sharding = NamedSharding(mesh, P(None, None, DATA_AXIS))
+  sharding = NamedSharding(mesh, BATCH_SPEC)
   return jax.tree.map(lambda a: jax.make_array_from_process_local_data(sharding, np.asarray(a)),
                       batches)
 
 
 def check_batch_divides(batch_size: int, mesh) -> None:
   """The global batch must split evenly over devices and processes."""
-  from gan_jax.config import ConfigError
   if batch_size % mesh.size:
     raise ConfigError("batch_size", batch_size,
                       f"must be divisible by the number of devices ({mesh.size}); "

@@ -8,7 +8,6 @@ import jax.numpy as jnp
 import optax
 
 from gan_jax.nets import GANNets
-from gan_jax.nets.layers import pack_samples
 
 PyTree = Any
 
@@ -42,17 +41,18 @@ class GANState:
   d_param_avg: PyTree = None
 
 
-def _schedule(lr: float, kind: str, decay_steps: int):
-  if kind == "cosine":
-    return optax.cosine_decay_schedule(lr, decay_steps)
-  return optax.constant_schedule(lr)
+# Learning-rate schedules: (peak rate, the player's updates in the whole run) -> optax schedule.
+SCHEDULES = {
+    "constant": lambda lr, updates: optax.constant_schedule(lr),
+    "cosine": lambda lr, updates: optax.cosine_decay_schedule(lr, updates),  # to 0 at the last update
+}
 
 
 def make_optimizers(cfg):
   """Adam for each player (DCGAN: 2e-4, beta1 0.5); D's schedule counts D updates."""
-  g_tx = optax.adam(_schedule(cfg.lr_g, cfg.lr_schedule, cfg.train_steps), b1=cfg.beta1, b2=cfg.beta2)
-  d_tx = optax.adam(_schedule(cfg.lr_d, cfg.lr_schedule, cfg.train_steps * cfg.d_steps),
-                    b1=cfg.beta1, b2=cfg.beta2)
+  schedule = SCHEDULES[cfg.lr_schedule]
+  g_tx = optax.adam(schedule(cfg.lr_g, cfg.train_steps), b1=cfg.beta1, b2=cfg.beta2)
+  d_tx = optax.adam(schedule(cfg.lr_d, cfg.train_steps * cfg.d_steps), b1=cfg.beta1, b2=cfg.beta2)
   return g_tx, d_tx
 
 
@@ -65,13 +65,14 @@ def _split_variables(variables):
 def create_state(cfg, nets: GANNets, g_tx, d_tx) -> GANState:
   """Initialises both networks and optimisers from `cfg.seed` alone."""
   key_g, key_d, key_run = jax.random.split(jax.random.PRNGKey(cfg.seed), 3)
-  z = jnp.zeros((cfg.pack, nets.latent_dim), jnp.float32)
-  x = jnp.zeros((cfg.pack, *nets.data_shape), jnp.float32)
-  labels = jnp.zeros((cfg.pack,), jnp.int32) if nets.num_classes else None
+  n = nets.discriminator.pack  # the smallest batch D takes
+  z = jnp.zeros((n, nets.latent_dim), jnp.float32)
+  x = jnp.zeros((n, *nets.data_shape), jnp.float32)
+  labels = jnp.zeros((n,), jnp.int32) if nets.num_classes else None  # (label conditioning implies pack 1)
   g_params, g_collections = _split_variables(
       nets.generator.init({"params": key_g}, z, labels, train=False))
-  d_params, d_collections = _split_variables(  # (label conditioning implies pack 1)
-      nets.discriminator.init({"params": key_d}, pack_samples(x, cfg.pack), labels, train=False))
+  d_params, d_collections = _split_variables(
+      nets.discriminator.init({"params": key_d}, x, labels, train=False))
   copy = lambda tree: jax.tree.map(jnp.copy, tree)  # noqa: E731
   averaging = cfg.historical_averaging > 0
   return GANState(

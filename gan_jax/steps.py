@@ -1,42 +1,66 @@
-"""Pure training steps: `d_step(state, batch)`, `g_step(state)`, `train_step(state, batches)`.
+"""Pure training steps: `d_step(ctx, state, batch)`, `g_step(ctx, state, batch)`, `train_step(ctx, state, batches)`.
 
-Each is a pure function of pytrees; randomness comes from `state.rng` folded
-with the step counters, so a step is reproducible from the state alone.
-Run per device under `jax.shard_map` (see `make_train_fn`): `batch` is then the
-device's slice of the global batch, and gradients, metrics and batch-norm
-running statistics are averaged over the `axis_name` axis with `lax.pmean`
-(pmap-style SPMD). With `axis_name=None` the same functions run on one device.
+Each is a pure function of pytrees and a frozen `StepContext` (networks, optimisers, objective);
+randomness comes from `state.rng` folded with the step counters (`step_keys`), so a step is
+reproducible from the state alone. What each player minimises is in `objectives.py`.
+Run per device under `jax.shard_map` (see `make_train_fn`): `batch` is then the device's slice of
+the global batch, and gradients, metrics and batch-norm running statistics are averaged over the
+`axis_name` axis with `lax.pmean` (pmap-style SPMD). With `axis_name=None` they run on one device.
 """
+import dataclasses
+import functools
 from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
 import optax
 from jax import lax
-from jax.sharding import PartitionSpec as P
 
-from gan_jax import losses, regularizers
-from gan_jax.nets import GANNets
-from gan_jax.nets.layers import pack_samples
+from gan_jax import losses, objectives, regularizers
+from gan_jax.nets import GANNets, apply_module
+from gan_jax.sharding import BATCH_SPEC, DATA_AXIS, P
 from gan_jax.state import GANState
 
-DATA_AXIS = "data"
 GUARDED = ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm")  # Must stay finite.
 
 
-class StepFns(NamedTuple):
-  d_step: Callable   # (state, batch) -> (state, metrics); batch leaves [B_local, ...]
-  g_step: Callable   # (state, batch=None) -> (state, metrics); the batch only for feature matching
-  train_step: Callable  # (state, batches) -> (state, metrics); batches leaves [k, B_local, ...]
+class StepKeys(NamedTuple):
+  """The keys of the next D update and of the next G update, from `state.rng` and the counters."""
+  d_latents: jax.Array  # z (and labels) of the fakes the next d_step draws
+  d_update: jax.Array   # D's dropout and the gradient penalty's interpolation weights
+  g_latents: jax.Array  # z (and labels) of the next g_step's fakes
+  g_dropout: jax.Array  # D's dropout in the G update
 
 
-def _apply(module, params, collections, inputs, train, rng=None, **kwargs):
-  """Applies a Flax module to `inputs` (a tuple); returns (output, updated collections)."""
-  variables = {"params": params, **collections}
-  rngs = {"dropout": rng} if rng is not None else None
-  if train and collections:
-    return module.apply(variables, *inputs, train=True, rngs=rngs, mutable=list(collections), **kwargs)
-  return module.apply(variables, *inputs, train=train, rngs=rngs, **kwargs), collections
+def step_keys(state) -> StepKeys:
+  """Keys of the next steps: fold_in(fold_in(rng, player), counter), player 0 = D (its counter
+  `d_updates`), 1 = G (`step`), each split in two. The only place step keys are derived."""
+  d = jax.random.split(jax.random.fold_in(jax.random.fold_in(state.rng, 0), state.d_updates))
+  g = jax.random.split(jax.random.fold_in(jax.random.fold_in(state.rng, 1), state.step))
+  return StepKeys(d[0], d[1], g[0], g[1])
+
+
+@dataclasses.dataclass(frozen=True)
+class StepContext:
+  """Everything a step needs besides the state: fixed for a run, static under jit."""
+  nets: GANNets
+  g_tx: optax.GradientTransformation
+  d_tx: optax.GradientTransformation
+  objective: objectives.Objective
+  local_batch: int               # this device's rows of the global batch
+  d_steps: int = 1               # k D updates per G update
+  share_fakes: bool = False      # the last D update and the G update judge the same G(z)
+  ema_decay: float = 0.0
+  weight_clip: float = 0.0
+  axis_name: Optional[str] = None  # the device axis under shard_map; None on one device
+
+
+def make_context(cfg, nets: GANNets, g_tx, d_tx, axis_name: Optional[str] = None,
+                 num_devices: int = 1) -> StepContext:
+  return StepContext(nets=nets, g_tx=g_tx, d_tx=d_tx, objective=objectives.objective_from_config(cfg),
+                     local_batch=cfg.batch_size // num_devices, d_steps=cfg.d_steps,
+                     share_fakes=cfg.share_fakes, ema_decay=cfg.ema_decay, weight_clip=cfg.weight_clip,
+                     axis_name=axis_name)
 
 
 def _pmean(tree, axis_name):
@@ -70,179 +94,157 @@ def sample_labels(key, local_batch: int, num_classes: int, axis_name: Optional[s
   return _local_rows(lambda n: jax.random.randint(key, (n,), 0, num_classes), local_batch, axis_name)
 
 
+def fake_inputs(ctx: StepContext, key, n: int):
+  """(z [n, latent], labels [n] or None): G's inputs for one step on this device's n rows."""
+  nets = ctx.nets
+  z = sample_latents(key, n, nets.latent_dim, ctx.axis_name)
+  labels = (sample_labels(jax.random.fold_in(key, 1), n, nets.num_classes, ctx.axis_name)
+            if nets.num_classes else None)
+  return z, labels
+
+
+def d_update(ctx: StepContext, state: GANState, real, fake, key):
+  """Descends L_D in D's weights; real, fake: (x, labels); G is unchanged."""
+  keys = tuple(_device_key(k, ctx.axis_name) for k in jax.random.split(key, 3))
+  labels = real[1] if ctx.nets.num_classes else None
+  loss_fn = functools.partial(objectives.discriminator_objective, ctx.objective, ctx.nets.discriminator)
+  (d_loss, (cols, real_logits, fake_logits, terms)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      state.d_params, state.d_collections, state.d_param_avg, (real[0], labels), fake, keys)
+  grads = _pmean(grads, ctx.axis_name)
+  updates, d_opt_state = ctx.d_tx.update(grads, state.d_opt_state, state.d_params)
+  metrics = _pmean({
+      "d_loss": d_loss,
+      "value": losses.value_function(real_logits, fake_logits),
+      "d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
+      "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits)),
+      **terms,
+  }, ctx.axis_name)
+  metrics["d_grad_norm"] = optax.tree.norm(grads)
+  d_params = optax.apply_updates(state.d_params, updates)
+  if ctx.weight_clip:
+    d_params = regularizers.clip_weights(d_params, ctx.weight_clip)
+  d_updates = state.d_updates + 1
+  new_state = state.replace(d_params=d_params, d_opt_state=d_opt_state,
+                            d_collections=_pmean(cols, ctx.axis_name), d_updates=d_updates)
+  if ctx.objective.historical_averaging:  # Mean of theta_0 .. theta_{d_updates}.
+    new_state = new_state.replace(
+        d_param_avg=regularizers.update_average(state.d_param_avg, d_params, d_updates + 1))
+  return new_state, metrics
+
+
+def d_step(ctx: StepContext, state: GANState, batch):
+  """One discriminator update on `batch` ({'x', 'label'}) and fresh fakes G(z); G is unchanged."""
+  keys = step_keys(state)
+  z, y_fake = fake_inputs(ctx, keys.d_latents, batch["x"].shape[0])
+  x_fake, _ = apply_module(ctx.nets.generator, state.g_params, state.g_collections, (z, y_fake), True)
+  return d_update(ctx, state, (batch["x"], batch.get("label")), (x_fake, y_fake), keys.d_update)
+
+
+class GeneratorForward(NamedTuple):
+  """One G forward pass, kept for the G update (and shared with the last D update)."""
+  x: jax.Array          # G(z) [B_local, ...]
+  labels: Optional[jax.Array]
+  vjp: Callable         # dL/dx -> (dL/d g_params,)
+  collections: dict     # G's collections after the pass (batch-norm running statistics)
+  dropout_key: jax.Array
+
+
+def generator_forward(ctx: StepContext, state: GANState) -> GeneratorForward:
+  keys = step_keys(state)
+  z, y_fake = fake_inputs(ctx, keys.g_latents, ctx.local_batch)
+  x_fake, g_vjp, g_cols = jax.vjp(
+      lambda p: apply_module(ctx.nets.generator, p, state.g_collections, (z, y_fake), True),
+      state.g_params, has_aux=True)
+  return GeneratorForward(x_fake, y_fake, g_vjp, g_cols, keys.g_dropout)
+
+
+def g_gradients(ctx: StepContext, state: GANState, fwd: GeneratorForward, batch=None):
+  """(dL_G / d g_params, metrics): dL/dx through D (at its current weights), then back through G."""
+  obj, D, axis = ctx.objective, ctx.nets.discriminator, ctx.axis_name
+  real = None
+  if obj.feature_matching:
+    if batch is None:
+      raise ValueError("feature matching needs the real batch: g_step(state, batch)")
+    real = objectives.real_features(D, state.d_params, state.d_collections, batch["x"],
+                                    batch.get("label") if ctx.nets.num_classes else None,
+                                    _device_key(jax.random.fold_in(fwd.dropout_key, 1), axis))
+  loss_fn = functools.partial(objectives.generator_objective, obj, D, state.d_params, state.d_collections)
+  (g_loss, fake_logits), dx = jax.value_and_grad(loss_fn, has_aux=True)(
+      fwd.x, fwd.labels, real, _device_key(fwd.dropout_key, axis))
+  grads = fwd.vjp(dx)[0]
+  metrics = {"g_loss": g_loss, "d_fake_g": jnp.mean(jax.nn.sigmoid(fake_logits))}
+  if obj.historical_averaging:
+    metrics["g_hist_avg"], penalty_grads = objectives.historical_average(obj, state.g_params, state.g_param_avg)
+    grads = jax.tree.map(lambda g, p: g + p, grads, penalty_grads)
+  return _pmean(grads, axis), _pmean(metrics, axis)
+
+
+def g_update(ctx: StepContext, state: GANState, fwd: GeneratorForward, batch=None):
+  """Descends L_G in G's weights and moves the EMA of G: theta_ema <- d theta_ema + (1 - d) theta."""
+  grads, metrics = g_gradients(ctx, state, fwd, batch)
+  updates, g_opt_state = ctx.g_tx.update(grads, state.g_opt_state, state.g_params)
+  g_params = optax.apply_updates(state.g_params, updates)
+  ema = optax.incremental_update(g_params, state.ema_g_params, 1.0 - ctx.ema_decay)
+  metrics["g_grad_norm"] = optax.tree.norm(grads)
+  new_state = state.replace(
+      g_params=g_params, g_opt_state=g_opt_state, g_collections=_pmean(fwd.collections, ctx.axis_name),
+      ema_g_params=ema, step=state.step + 1)
+  if ctx.objective.historical_averaging:
+    new_state = new_state.replace(
+        g_param_avg=regularizers.update_average(state.g_param_avg, g_params, new_state.step + 1))
+  return new_state, metrics
+
+
+def g_step(ctx: StepContext, state: GANState, batch=None):
+  """One generator update; `batch` (the reals) only for feature matching."""
+  return g_update(ctx, state, generator_forward(ctx, state), batch)
+
+
+def train_step(ctx: StepContext, state: GANState, batches):
+  """k = ctx.d_steps discriminator steps on batches[0..k-1], then one generator step.
+
+  With share_fakes the last D step judges the very fakes the G step then improves
+  (one G forward per iteration, as in the reference DCGAN loop); otherwise each
+  step draws its own latents. Feature matching compares with the reals of the last D step.
+  """
+  d_metrics = {}
+  last = ctx.d_steps - 1 if ctx.share_fakes else ctx.d_steps
+  batch_at = lambda i: jax.tree.map(lambda a: a[i], batches)  # noqa: E731
+  for i in range(last):
+    state, d_metrics = d_step(ctx, state, batch_at(i))
+  real = batch_at(ctx.d_steps - 1) if ctx.objective.feature_matching else None
+  if not ctx.share_fakes:
+    state, g_metrics = g_step(ctx, state, real)
+    return state, {**d_metrics, **g_metrics}
+  fwd = generator_forward(ctx, state)
+  shared = batch_at(last)
+  state, d_metrics = d_update(ctx, state, (shared["x"], shared.get("label")), (fwd.x, fwd.labels),
+                              step_keys(state).d_update)
+  state, g_metrics = g_update(ctx, state, fwd, real)
+  return state, {**d_metrics, **g_metrics}
+
+
+class StepFns(NamedTuple):
+  d_step: Callable   # (state, batch) -> (state, metrics); batch leaves [B_local, ...]
+  g_step: Callable   # (state, batch=None) -> (state, metrics); the batch only for feature matching
+  train_step: Callable  # (state, batches) -> (state, metrics); batches leaves [k, B_local, ...]
+
+
 def make_steps(cfg, nets: GANNets, g_tx, d_tx, axis_name: Optional[str] = None,
                num_devices: int = 1) -> StepFns:
-  """Builds the pure step functions for one config."""
-  loss = losses.get_loss(cfg.loss)
-  local_batch = cfg.batch_size // num_devices
-  G, D = nets.generator, nets.discriminator
-  conditional = nets.num_classes > 0
-  acgan = cfg.conditioning == "acgan"
+  """The pure step functions of one config, bound to its StepContext."""
+  ctx = make_context(cfg, nets, g_tx, d_tx, axis_name, num_devices)
+  return StepFns(*(functools.partial(f, ctx) for f in (d_step, g_step, train_step)))
 
-  def fake_inputs(key_z, n):
-    """(z [n, latent], labels [n] or None) for G."""
-    z = sample_latents(key_z, n, nets.latent_dim, axis_name)
-    labels = (sample_labels(jax.random.fold_in(key_z, 1), n, nets.num_classes, axis_name)
-              if conditional else None)
-    return z, labels
 
-  def discriminate(d_params, d_collections, x, labels, key):
-    """((logits [B'], features, class logits or None), collections): D on PacGAN-packed x."""
-    return _apply(D, d_params, d_collections, (pack_samples(x, cfg.pack), labels), True,
-                  _device_key(key, axis_name), features=True)
-
-  def d_update(state: GANState, x_real, y_real, x_fake, y_fake, key):
-    """Descends the discriminator loss (-V(D, G) for the GAN losses) in D's weights."""
-    key_real, key_fake, key_gp = jax.random.split(key, 3)
-    x_fake = lax.stop_gradient(x_fake)
-    if not conditional:
-      y_real = None
-
-    def loss_fn(d_params):
-      (real_logits, _, real_cls), cols = discriminate(d_params, state.d_collections, x_real, y_real, key_real)
-      (fake_logits, _, fake_cls), cols = discriminate(d_params, cols, x_fake, y_fake, key_fake)
-      d_loss = loss.d_loss(real_logits, fake_logits, cfg.label_smoothing)
-      extra = {}
-      if acgan:  # D maximises L_S + L_C: the class log-likelihood of reals and fakes.
-        extra["class_nll"] = losses.class_nll(real_cls, y_real) + losses.class_nll(fake_cls, y_fake)
-        d_loss = d_loss + cfg.acgan_weight * extra["class_nll"]
-      if cfg.gp_weight or cfg.r1_weight:
-        # D on its packed input, batch statistics of this step frozen (no running-stat update).
-        def critic(v):
-          return _apply(D, d_params, cols, (v, y_real), True, _device_key(key_real, axis_name))[0]
-        if cfg.gp_weight:
-          extra["gp"] = regularizers.gradient_penalty(
-              critic, pack_samples(x_real, cfg.pack), pack_samples(x_fake, cfg.pack),
-              _device_key(key_gp, axis_name))
-          d_loss = d_loss + cfg.gp_weight * extra["gp"]
-        if cfg.r1_weight:
-          extra["r1"] = regularizers.r1_penalty(critic, pack_samples(x_real, cfg.pack))
-          d_loss = d_loss + 0.5 * cfg.r1_weight * extra["r1"]
-      if cfg.historical_averaging:
-        extra["d_hist_avg"] = regularizers.historical_average_penalty(d_params, state.d_param_avg)
-        d_loss = d_loss + cfg.historical_averaging * extra["d_hist_avg"]
-      return d_loss, (cols, real_logits, fake_logits, extra)
-
-    (d_loss, (cols, real_logits, fake_logits, extra)), grads = jax.value_and_grad(
-        loss_fn, has_aux=True)(state.d_params)
-    grads = _pmean(grads, axis_name)
-    updates, d_opt_state = d_tx.update(grads, state.d_opt_state, state.d_params)
-    metrics = _pmean({
-        "d_loss": d_loss,
-        "value": losses.value_function(real_logits, fake_logits),
-        "d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
-        "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits)),
-        **extra,
-    }, axis_name)
-    metrics["d_grad_norm"] = optax.tree.norm(grads)
-    d_params = optax.apply_updates(state.d_params, updates)
-    if cfg.weight_clip:
-      d_params = regularizers.clip_weights(d_params, cfg.weight_clip)
-    d_updates = state.d_updates + 1
-    new_state = state.replace(
-        d_params=d_params, d_opt_state=d_opt_state,
-        d_collections=_pmean(cols, axis_name), d_updates=d_updates)
-    if cfg.historical_averaging:  # Mean of theta_0 .. theta_{d_updates}.
-      new_state = new_state.replace(
-          d_param_avg=regularizers.update_average(state.d_param_avg, d_params, d_updates + 1))
-    return new_state, metrics
-
-  def d_step(state: GANState, batch):
-    """One discriminator update on `batch` ({'x', 'label'}) and fresh fakes G(z); G is unchanged."""
-    key = jax.random.fold_in(jax.random.fold_in(state.rng, 0), state.d_updates)
-    key_z, key_d = jax.random.split(key)
-    x_real = batch["x"]
-    z, y_fake = fake_inputs(key_z, x_real.shape[0])
-    x_fake, _ = _apply(G, state.g_params, state.g_collections, (z, y_fake), True)
-    return d_update(state, x_real, batch.get("label"), x_fake, y_fake, key_d)
-
-  def generator_forward(state: GANState):
-    """(x_fake, labels, vjp of G at its params, G's updated collections, dropout key) for this G step."""
-    key = jax.random.fold_in(jax.random.fold_in(state.rng, 1), state.step)
-    key_z, key_drop = jax.random.split(key)
-    z, y_fake = fake_inputs(key_z, local_batch)
-    x_fake, g_vjp, g_cols = jax.vjp(lambda p: _apply(G, p, state.g_collections, (z, y_fake), True),
-                                    state.g_params, has_aux=True)
-    return x_fake, y_fake, g_vjp, g_cols, key_drop
-
-  def g_update(state: GANState, x_fake, y_fake, g_vjp, g_cols, key_drop, batch=None):
-    """Descends the generator loss: dL/dx through D (at its current weights), then back through G.
-
-    The loss is `cfg.loss`'s (or feature matching against `batch`'s reals), plus
-    AC-GAN's class term on the fakes; historical averaging adds its own gradient.
-    """
-    if cfg.feature_matching:
-      if batch is None:
-        raise ValueError("feature matching needs the real batch: g_step(state, batch)")
-      y_real = batch.get("label") if conditional else None
-      (_, real_features, _), _ = discriminate(state.d_params, state.d_collections, batch["x"], y_real,
-                                              jax.random.fold_in(key_drop, 1))
-      real_features = lax.stop_gradient(real_features)
-
-    def loss_fn(x):
-      (fake_logits, fake_features, fake_cls), _ = discriminate(state.d_params, state.d_collections, x,
-                                                               y_fake, key_drop)
-      g_loss = (losses.feature_matching_loss(real_features, fake_features) if cfg.feature_matching
-                else loss.g_loss(fake_logits))
-      if acgan:  # G maximises L_C - L_S: its fakes should be classified as their labels.
-        g_loss = g_loss + cfg.acgan_weight * losses.class_nll(fake_cls, y_fake)
-      return g_loss, fake_logits
-
-    (g_loss, fake_logits), dx = jax.value_and_grad(loss_fn, has_aux=True)(x_fake)
-    grads = g_vjp(dx)[0]
-    metrics = {"g_loss": g_loss, "d_fake_g": jnp.mean(jax.nn.sigmoid(fake_logits))}
-    if cfg.historical_averaging:
-      penalty, penalty_grads = jax.value_and_grad(regularizers.historical_average_penalty)(
-          state.g_params, state.g_param_avg)
-      grads = jax.tree.map(lambda g, p: g + cfg.historical_averaging * p, grads, penalty_grads)
-      metrics["g_hist_avg"] = penalty
-    grads = _pmean(grads, axis_name)
-    updates, g_opt_state = g_tx.update(grads, state.g_opt_state, state.g_params)
-    g_params = optax.apply_updates(state.g_params, updates)
-    ema = optax.incremental_update(g_params, state.ema_g_params, 1.0 - cfg.ema_decay)
-    metrics = _pmean(metrics, axis_name)
-    metrics["g_grad_norm"] = optax.tree.norm(grads)
-    new_state = state.replace(
-        g_params=g_params, g_opt_state=g_opt_state, g_collections=_pmean(g_cols, axis_name),
-        ema_g_params=ema, step=state.step + 1)
-    if cfg.historical_averaging:
-      new_state = new_state.replace(
-          g_param_avg=regularizers.update_average(state.g_param_avg, g_params, new_state.step + 1))
-    return new_state, metrics
-
-  def g_step(state: GANState, batch=None):
-    """One generator update with the configured generator loss; updates the EMA of G."""
-    return g_update(state, *generator_forward(state), batch=batch)
-
-  def train_step(state: GANState, batches):
-    """k = cfg.d_steps discriminator steps on batches[0..k-1], then one generator step.
-
-    With cfg.share_fakes the last D step judges the very fakes the G step then
-    improves (one G forward per iteration, as in the reference DCGAN loop);
-    otherwise each step draws its own latents. Feature matching compares with
-    the reals of the last D step.
-    """
-    d_metrics = {}
-    last = cfg.d_steps - 1 if cfg.share_fakes else cfg.d_steps
-    batch_at = lambda i: jax.tree.map(lambda a: a[i], batches)  # noqa: E731
-    for i in range(last):
-      state, d_metrics = d_step(state, batch_at(i))
-    real = batch_at(cfg.d_steps - 1) if cfg.feature_matching else None
-    if not cfg.share_fakes:
-      state, g_metrics = g_step(state, real)
-      return state, {**d_metrics, **g_metrics}
-    x_fake, y_fake, g_vjp, g_cols, key_drop = generator_forward(state)
-    key_d = jax.random.fold_in(jax.random.fold_in(state.rng, 0), state.d_updates)
-    shared = batch_at(last)
-    state, d_metrics = d_update(state, shared["x"], shared.get("label"), x_fake, y_fake, key_d)
-    state, g_metrics = g_update(state, x_fake, y_fake, g_vjp, g_cols, key_drop, batch=real)
-    return state, {**d_metrics, **g_metrics}
-
-  return StepFns(d_step, g_step, train_step)
+def _first_bad_or_last(metrics, steps_per_call: int):
+  """Index of the first step whose guarded metrics are not finite, else of the last step."""
+  bad = ~jnp.all(jnp.stack([jnp.isfinite(metrics[k]) for k in GUARDED if k in metrics]), axis=0)
+  return jnp.where(jnp.any(bad), jnp.argmax(bad), steps_per_call - 1)
 
 
 def make_train_fn(cfg, nets: GANNets, g_tx, d_tx, mesh, steps_per_call: int):
-  """A jitted, data-parallel `(state, batches) -> (state, metrics)` over `mesh`'s 'data' axis.
+  """A jitted, data-parallel `(state, batches) -> (state, metrics, step_in_call)` over the mesh.
 
   batches leaves: [steps_per_call, k, B_global, ...], sharded on the batch axis.
   The state is replicated (P()) and donated. With steps_per_call > 1 the steps
@@ -250,42 +252,17 @@ def make_train_fn(cfg, nets: GANNets, g_tx, d_tx, mesh, steps_per_call: int):
   XLA:CPU, see BUILD.md). Metrics are those of the last step, or of the first
   step with a non-finite loss or gradient; `step_in_call` (1-based) says which.
   """
-  steps = make_steps(cfg, nets, g_tx, d_tx, DATA_AXIS, mesh.size)
+  ctx = make_context(cfg, nets, g_tx, d_tx, DATA_AXIS, mesh.size)
+  step = functools.partial(train_step, ctx)
 
   def run(state, batches):
     if steps_per_call == 1:
-      state, metrics = steps.train_step(state, jax.tree.map(lambda a: a[0], batches))
-      return state, {**metrics, "step_in_call": jnp.ones((), jnp.int32)}
-    state, metrics = lax.scan(steps.train_step, state, batches)
-    # Report the last step, or the first whose losses or gradients are not finite.
-    bad = ~jnp.all(jnp.stack([jnp.isfinite(metrics[k]) for k in GUARDED if k in metrics]), axis=0)
-    index = jnp.where(jnp.any(bad), jnp.argmax(bad), steps_per_call - 1)
-    return state, {**jax.tree.map(lambda m: m[index], metrics), "step_in_call": index + 1}
+      state, metrics = step(state, jax.tree.map(lambda a: a[0], batches))
+      return state, metrics, jnp.ones((), jnp.int32)
+    state, metrics = lax.scan(step, state, batches)
+    index = _first_bad_or_last(metrics, steps_per_call)
+    return state, jax.tree.map(lambda m: m[index], metrics), index + 1
 
-  sharded = jax.shard_map(run, mesh=mesh, in_specs=(P(), P(None, None, DATA_AXIS)),
-                          out_specs=(P(), P()), check_vma=False)
+  sharded = jax.shard_map(run, mesh=mesh, in_specs=(P(), BATCH_SPEC), out_specs=(P(), P(), P()),
+                          check_vma=False)
   return jax.jit(sharded, donate_argnums=0)
-
-
-def cycled_labels(n: int, num_classes: int):
-  """Classes 0, 1, ..., C-1, 0, 1, ... for n samples [n]: a conditional G's default labels.
-
-  Draw the labels of a whole sample set at once (then slice), so that chunked
-  generation still covers the classes evenly.
-  """
-  return jnp.arange(n, dtype=jnp.int32) % num_classes
-
-
-def make_generate_fn(nets: GANNets):
-  """jitted (params, collections, z [N, latent], labels [N] = None) -> x [N, *data_shape].
-
-  G in inference mode. A conditional G without labels draws the classes in turn
-  (`cycled_labels`: label i % C for row i of this call).
-  """
-
-  def generate(params, collections, z, labels=None):
-    if nets.num_classes and labels is None:
-      labels = cycled_labels(z.shape[0], nets.num_classes)
-    return _apply(nets.generator, params, collections, (z, labels), False)[0]
-
-  return jax.jit(generate)

@@ -1,10 +1,8 @@
 """Eight fake CPU devices and the entry points' XLA:CPU flags for every test (set before JAX
 initialises), and shared helpers."""
 import os
-import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from gan_jax import xla_cpu  # noqa: E402
+from gan_jax import xla_cpu
 
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
 xla_cpu.configure()

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from gan_jax import losses, restore, train
+from gan_jax.generate import generate_samples
 from tests.conftest import REPO, toy_config
 from tests.test_images import image_config
 from tests.test_run import run_cli
@@ -35,8 +36,10 @@ def records(workdir, after=-1):
   return [r for r in map(json.loads, lines) if r["step"] > after]
 
 
-def test_ring_resume_is_exact(tmp_path):
-  kw = dict(train_steps=40, steps_per_call=10, eval_every=10, checkpoint_every=10, ema_decay=0.9, pack=2)
+@pytest.mark.parametrize("d_steps,share", [(1, False), (2, False), (2, True)], ids=["k1", "k2", "k2_shared"])
+def test_ring_resume_is_exact(tmp_path, d_steps, share):
+  kw = dict(train_steps=40, steps_per_call=10, eval_every=10, checkpoint_every=10, ema_decay=0.9, pack=2,
+            d_steps=d_steps, share_fakes=share)
   train.train_and_evaluate(toy_config(tmp_path / "straight", **kw))
   train.train_and_evaluate(toy_config(tmp_path / "resumed", **{**kw, "train_steps": 20}))
   assert [r["step"] for r in records(tmp_path / "resumed")] == [10, 20]
@@ -55,8 +58,8 @@ def test_dcgan_resume_is_exact(tmp_path):
   assert records(tmp_path / "straight", 6) == records(tmp_path / "resumed", 6)
 
 
-RING_ARGS = ["--flagfile=ring.flags", "--train_steps=3000", "--steps_per_call=10", "--eval_every=500",
-             "--log_every=10", "--checkpoint_every=500", "--g_hidden=32,32", "--d_hidden=32,32"]
+RING_ARGS = ["--flagfile=ring.flags", "--train_steps=300", "--steps_per_call=10", "--eval_every=50",
+             "--log_every=10", "--checkpoint_every=50", "--g_hidden=32,32", "--d_hidden=32,32"]
 
 
 def test_sigterm_saves_and_resume_is_exact(tmp_path):
@@ -68,7 +71,7 @@ def test_sigterm_saves_and_resume_is_exact(tmp_path):
   out = []
   for line in proc.stdout:  # Wait until it trains, then preempt it.
     out.append(line)
-    if "step 100/3000" in line:
+    if "step 100/300" in line:
       proc.send_signal(signal.SIGTERM)
       break
   rest, _ = proc.communicate(timeout=120)
@@ -77,11 +80,11 @@ def test_sigterm_saves_and_resume_is_exact(tmp_path):
   saved = [l for l in out.splitlines() if l.startswith("SIGTERM: saved checkpoint at step")]
   assert saved, out[-3000:]
   stopped_at = int(saved[0].split("at step ")[1].split()[0])
-  assert 100 <= stopped_at < 3000 and (killed / "checkpoints" / str(stopped_at)).is_dir()
+  assert 100 <= stopped_at < 300 and (killed / "checkpoints" / str(stopped_at)).is_dir()
   # Resume to the end, and compare with a run that was never interrupted.
   assert run_cli(*RING_ARGS, f"--workdir={killed}").returncode == 0
   assert run_cli(*RING_ARGS, f"--workdir={tmp_path / 'straight'}").returncode == 0
-  assert_same_state(tmp_path / "straight", killed, 3000)
+  assert_same_state(tmp_path / "straight", killed, 300)
   assert records(tmp_path / "straight", stopped_at) == records(killed, stopped_at)
 
 
@@ -137,6 +140,121 @@ def test_nan_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeyp
   assert sorted(int(d) for d in os.listdir(tmp_path / "checkpoints")) == [5, 10]
   _, _, state, _, _ = restore.load_run(str(tmp_path))
   assert all(np.all(np.isfinite(x)) for x in jax.tree.leaves(state.g_params))
+
+
+def test_nan_at_a_later_step_inside_a_call_is_named_and_nothing_after_it_is_written(tmp_path, monkeypatch):
+  kw = dict(train_steps=10, steps_per_call=5, eval_every=5, checkpoint_every=5)
+  train.train_and_evaluate(toy_config(tmp_path, **kw))
+  poison_batches(monkeypatch, {12})  # the real batch of step 13 (one D step per iteration), mid-call
+  with pytest.raises(train.NonFiniteError, match=r"non-finite d_loss.* at step 13;.*the newest checkpoint "
+                                                 r"\(step 10\) holds"):
+    train.train_and_evaluate(toy_config(tmp_path, **{**kw, "train_steps": 20}))
+  assert [r["step"] for r in records(tmp_path)] == [5, 10]
+  assert sorted(int(d) for d in os.listdir(tmp_path / "checkpoints")) == [5, 10]
+
+
+def poison_batches(monkeypatch, indices):
+  """Toy batches at these stream indices hold NaNs."""
+  from gan_jax.data import toy
+  get_batch = toy.ToyDataset.get_batch
+
+  def poisoned(self, index, batch_size, rows=slice(None)):
+    batch = get_batch(self, index, batch_size, rows)
+    return {**batch, "x": batch["x"] * np.nan} if index in indices else batch
+
+  monkeypatch.setattr(toy.ToyDataset, "get_batch", poisoned)
+
+
+def test_nan_before_any_checkpoint_says_so_and_writes_nothing(tmp_path, monkeypatch):
+  poison_batches(monkeypatch, {2})
+  with pytest.raises(train.NonFiniteError, match=r"at step 3;.*no checkpoint had been written yet"):
+    train.train_and_evaluate(toy_config(tmp_path, train_steps=10, steps_per_call=5, eval_every=5,
+                                        checkpoint_every=5))
+  assert not os.path.exists(tmp_path / "checkpoints") or not os.listdir(tmp_path / "checkpoints")
+  assert not (tmp_path / "metrics.jsonl").exists() or records(tmp_path) == []
+
+
+def test_nan_policy_ignore_trains_on(tmp_path, monkeypatch):
+  poison_batches(monkeypatch, {2})
+  train.train_and_evaluate(toy_config(tmp_path, train_steps=10, steps_per_call=5, eval_every=5,
+                                      checkpoint_every=5, nan_policy="ignore"))
+  assert [r["step"] for r in records(tmp_path)] == [5, 10]
+  assert sorted(int(d) for d in os.listdir(tmp_path / "checkpoints")) == [5, 10]
+
+
+def test_run_py_stops_on_nan_with_one_error_line_and_exit_2(tmp_path):
+  args = ["--flagfile=ring.flags", f"--workdir={tmp_path}", "--steps_per_call=10", "--eval_every=10",
+          "--checkpoint_every=10", "--log_every=10", "--g_hidden=32,32", "--d_hidden=32,32"]
+  assert run_cli(*args, "--train_steps=20").returncode == 0
+  result = run_cli(*args, "--train_steps=200", "--lr_d=1e30", "--lr_g=1e30")  # diverges at once
+  assert result.returncode == 2, result.stderr[-2000:]
+  errors = [l for l in result.stderr.splitlines() if l.startswith("error:")]
+  assert len(errors) == 1 and "non-finite" in errors[0] and "Traceback" not in result.stderr
+  bad = int(errors[0].split(" at step ")[1].split(";")[0])
+  assert bad > 20 and [r["step"] for r in records(tmp_path)] == list(range(10, bad, 10))  # no record of the bad step or after it
+  assert all(np.isfinite(r["d_loss"]) and np.isfinite(r["g_loss"]) for r in records(tmp_path))
+
+
+def test_records_after_the_restored_step_are_dropped_and_rewritten(tmp_path):
+  """A run that died after writing records 15 and 20 but before checkpoint 20: resuming from 10 writes
+  them again, once each, identical."""
+  kw = dict(train_steps=20, steps_per_call=5, eval_every=5, checkpoint_every=10, keep_checkpoints=3)
+  train.train_and_evaluate(toy_config(tmp_path, **kw))
+  before = records(tmp_path)
+  import shutil
+  shutil.rmtree(tmp_path / "checkpoints" / "20")
+  train.train_and_evaluate(toy_config(tmp_path, **kw))
+  assert [r["step"] for r in records(tmp_path)] == [5, 10, 15, 20]
+  assert records(tmp_path) == before
+
+
+def scripted_modes(monkeypatch, values):
+  """Each toy evaluation reports the next number of modes from `values` (then 1)."""
+  from gan_jax.metrics import modes
+  queue = list(values)
+  real = modes.mode_metrics
+
+  def fake(samples, means, sigma):
+    out = real(samples, means, sigma)
+    return {**out, "modes": queue.pop(0) if queue else 1}
+
+  monkeypatch.setattr(modes, "mode_metrics", fake)
+
+
+def test_best_score_is_carried_across_a_resume(tmp_path, monkeypatch):
+  kw = dict(steps_per_call=5, eval_every=5, checkpoint_every=5)
+  scripted_modes(monkeypatch, [8, 3, 4, 2])  # evaluations at steps 5, 10 | 15, 20
+  train.train_and_evaluate(toy_config(tmp_path, train_steps=10, **kw))
+  train.train_and_evaluate(toy_config(tmp_path, train_steps=20, **kw))
+  assert os.listdir(tmp_path / "checkpoints_best") == ["5"]  # not 15, the best after the resume
+
+
+def test_sample_py_best_draws_from_the_best_checkpoint(tmp_path, monkeypatch):
+  scripted_modes(monkeypatch, [8, 3])
+  train.train_and_evaluate(toy_config(tmp_path / "w", train_steps=10, steps_per_call=5, eval_every=5,
+                                      checkpoint_every=5))
+  script = os.path.join(REPO, "experiments", "sample.py")
+  for flag, out in (("--best", "best.npz"), ("--nobest", "latest.npz")):
+    result = subprocess.run([sys.executable, script, f"--workdir={tmp_path / 'w'}", flag, "--num_samples=16",
+                             f"--out={tmp_path / out}"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+  best, latest = (np.load(tmp_path / n) for n in ("best.npz", "latest.npz"))
+  assert int(best["step"]) == 5 and int(latest["step"]) == 10
+  _, nets, state, _, _ = restore.load_run(str(tmp_path / "w"), best=True)
+  np.testing.assert_allclose(best["samples"], generate_samples(nets, state, 16), rtol=1e-6)
+  assert not np.allclose(best["samples"], latest["samples"])
+
+
+def test_resume_across_an_epoch_boundary_is_exact(tmp_path):
+  """12 images, batch 8: epochs end inside batches 1, 2, 4, 5; resuming at step 3 reads the same batches."""
+  from tests.test_images import write_pngs
+  write_pngs(tmp_path / "pngs", 12, mode="L")
+  kw = dict(train_steps=6, eval_every=3, checkpoint_every=3)
+  data = f"folder:{tmp_path / 'pngs'}"
+  train.train_and_evaluate(image_config(tmp_path / "straight", data, **kw))
+  train.train_and_evaluate(image_config(tmp_path / "resumed", data, **{**kw, "train_steps": 3}))
+  train.train_and_evaluate(image_config(tmp_path / "resumed", data, **kw))
+  assert_same_state(tmp_path / "straight", tmp_path / "resumed", 6)
 
 
 def test_best_checkpoint_is_kept_apart(tmp_path):

@@ -7,7 +7,8 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from gan_jax import train
-from gan_jax.data import DataError, images, make_dataset
+from gan_jax.data import images, make_dataset
+from gan_jax.errors import DataError
 from tests.conftest import toy_config
 from tests.test_run import run_cli
 
@@ -46,6 +47,9 @@ def test_epoch_order_is_a_permutation_from_the_seed(tmp_path):
   np.testing.assert_array_equal(np.bincount(labels), np.bincount(images.load_mnist5k(28)[1]))
   again = make_dataset(image_config(tmp_path, "mnist5k"))
   np.testing.assert_array_equal(ds.get_batch(9, 64)["x"], again.get_batch(9, 64)["x"])
+  # Each epoch has an order of its own (epoch 2 is not epoch 0 again).
+  epoch2 = np.concatenate([ds.get_batch(i, 500)["label"] for i in range(16, 24)])
+  assert not np.array_equal(labels, epoch2)
   other = make_dataset(image_config(tmp_path, "mnist5k", seed=1))
   assert not np.array_equal(ds.get_batch(0, 64)["label"], other.get_batch(0, 64)["label"])
 

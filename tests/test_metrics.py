@@ -62,6 +62,27 @@ def test_prdc_identical_and_disjoint_sets():
   assert far["precision"] == 0.0 and far["recall"] == 0.0 and far["coverage"] == 0.0 and far["density"] == 0.0
 
 
+def test_prdc_by_hand_in_one_dimension_with_k_1():
+  """real {0, 1, 3}: k=1 radii 1, 1, 2; fake {0.2, 0.3, 0.4}: radii 0.1 each."""
+  real, fake = np.array([[0.0], [1.0], [3.0]]), np.array([[0.2], [0.3], [0.4]])
+  out = prdc.prdc(real, fake, k=1)
+  assert out["precision"] == 1.0  # every fake lies in the ball of real 0
+  assert out["recall"] == 0.0  # no real lies within 0.1 of a fake
+  assert out["density"] == pytest.approx(2.0)  # each fake lies in the balls of reals 0 and 1
+  assert out["coverage"] == pytest.approx(2 / 3)  # the balls of reals 0 and 1 hold a fake, that of 3 not
+
+
+def test_prdc_tells_precision_from_recall():
+  """Fakes N(0, 0.1^2) inside reals N(0, 1): all fakes are realistic (precision ~1), few reals are
+  covered (recall << 1)."""
+  rng = np.random.default_rng(0)
+  real, fake = rng.normal(size=(1000, 2)), 0.1 * rng.normal(size=(1000, 2))
+  out = prdc.prdc(real, fake)
+  assert out["precision"] > 0.95 and out["recall"] < 0.2
+  swapped = prdc.prdc(fake, real)
+  assert swapped["precision"] < 0.2 and swapped["recall"] > 0.95
+
+
 def test_parzen_window_matches_the_gaussian_density():
   rng = np.random.default_rng(0)
   centre = np.zeros((1, 3))

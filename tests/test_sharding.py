@@ -28,23 +28,40 @@ def assert_trees_close(a, b, atol):
                a, b)
 
 
-def test_gradients_are_averaged_not_summed(tmp_path):
-  """One step on 8 devices: the same gradient norm and losses as on 1 (Adam would hide a factor 8)."""
+STEP_METRICS = ("d_loss", "d_real", "d_fake", "d_grad_norm", "g_loss", "d_fake_g", "g_grad_norm")
+
+
+def one_step_on(cfg, num_devices, data_shape=(2,), num_classes=0):
+  """(metrics, state) of one jitted, sharded training iteration on `num_devices` devices."""
   from gan_jax import data, sharding
   from gan_jax.nets import build_nets
   from gan_jax.state import create_state, make_optimizers
   from gan_jax.steps import make_train_fn
-  cfg = toy_config(tmp_path, batch_size=64)
-  nets = build_nets(cfg, (2,), "data")
+  nets = build_nets(cfg, data_shape, "data", num_classes)
   g_tx, d_tx = make_optimizers(cfg)
-  batches = data.stacked_batches(data.make_dataset(cfg), 0, 1, 1, cfg.batch_size)
-  metrics = {}
-  for n in (1, 8):
-    mesh = sharding.make_mesh(n)
-    state = sharding.replicate(create_state(cfg, nets, g_tx, d_tx), mesh)
-    _, metrics[n] = make_train_fn(cfg, nets, g_tx, d_tx, mesh, 1)(state, sharding.shard_batches(batches, mesh))
-  for key in ("d_loss", "d_real", "d_fake", "d_grad_norm"):
-    np.testing.assert_allclose(sharding.to_host(metrics[8][key]), sharding.to_host(metrics[1][key]), rtol=1e-5)
+  batches = data.stacked_batches(data.make_dataset(cfg), 0, 1, cfg.d_steps, cfg.batch_size)
+  mesh = sharding.make_mesh(num_devices)
+  state = sharding.replicate(create_state(cfg, nets, g_tx, d_tx), mesh)
+  state, metrics, _ = make_train_fn(cfg, nets, g_tx, d_tx, mesh, 1)(state, sharding.shard_batches(batches, mesh))
+  return sharding.to_host(metrics), sharding.to_host(state)
+
+
+def test_gradients_are_averaged_not_summed(tmp_path):
+  """One step on 8 devices: the same gradient norms and losses of both players as on 1 (Adam would
+  hide a factor 8 in the weights)."""
+  cfg = toy_config(tmp_path, batch_size=64)
+  one, eight = one_step_on(cfg, 1)[0], one_step_on(cfg, 8)[0]
+  for key in STEP_METRICS:
+    np.testing.assert_allclose(eight[key], one[key], rtol=1e-5, err_msg=key)
+
+
+def test_conditional_step_on_eight_devices_equals_one(tmp_path):
+  """Labels travel with their rows: a projection-conditioned step is the same on 8 devices as on 1."""
+  cfg = toy_config(tmp_path, batch_size=64, conditioning="projection")
+  (m1, s1), (m8, s8) = one_step_on(cfg, 1, num_classes=8), one_step_on(cfg, 8, num_classes=8)
+  for key in STEP_METRICS:
+    np.testing.assert_allclose(m8[key], m1[key], rtol=1e-5, err_msg=key)
+  assert_trees_close({"g": s1.g_params, "d": s1.d_params}, {"g": s8.g_params, "d": s8.d_params}, 1e-6)
 
 
 def test_eight_devices_equal_one_on_the_ring(tmp_path):
@@ -108,9 +125,14 @@ def test_two_processes_equal_one_process_with_eight_devices(tmp_path):
                           capture_output=True, text=True, timeout=400)
   assert single.returncode == 0, single.stderr[-3000:]
   assert_trees_close(final_params(tmp_path / "single"), final_params(tmp_path / "multi"), 1e-5)
-  # Written once: one record per evaluation, one picture each.
-  steps = [json.loads(l)["step"] for l in (tmp_path / "multi" / "metrics.jsonl").read_text().splitlines()]
-  assert steps == [10, 20]
+  # Written once: one record per evaluation, one picture each; both players' losses and gradient
+  # norms equal the single process's (a sum over processes instead of a mean would not).
+  multi = [json.loads(l) for l in (tmp_path / "multi" / "metrics.jsonl").read_text().splitlines()]
+  one = [json.loads(l) for l in (tmp_path / "single" / "metrics.jsonl").read_text().splitlines()]
+  assert [r["step"] for r in multi] == [10, 20]
+  for a, b in zip(multi, one):
+    for key in ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm"):
+      np.testing.assert_allclose(a[key], b[key], rtol=1e-5, err_msg=key)
   assert sorted(os.listdir(tmp_path / "multi" / "samples")) == ["step_0000010.png", "step_0000020.png"]
   assert "8 devices" in outs[0]
   assert "step 20/20" in outs[0] and "step 20/20" not in outs[1]  # progress lines from process 0 only

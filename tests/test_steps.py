@@ -16,6 +16,13 @@ def tree_equal(a, b):
   return all(jax.tree.leaves(jax.tree.map(lambda x, y: bool(np.array_equal(x, y)), a, b)))
 
 
+def assert_trees_close(a, b, rtol=1e-5, atol=1e-6):
+  """Equal up to float reassociation (one fused jit against several)."""
+  assert jax.tree.structure(a) == jax.tree.structure(b)
+  jax.tree.map(lambda x, y: np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol),
+               a, b)
+
+
 @pytest.fixture(params=["mlp", "dcgan"])
 def setup(request, tmp_path):
   if request.param == "mlp":
@@ -56,25 +63,50 @@ def test_g_step_changes_only_the_generator(setup):
   assert all(np.isfinite(v) for v in jax.device_get(metrics).values())
 
 
-def test_steps_are_pure_and_deterministic(setup):
+def test_step_keys_fold_in_the_counters(setup):
+  """The same weights at a later counter draw other latents: the key folds in the counter."""
   _, state, steps, batch = setup
-  a, ma = jax.jit(steps.d_step)(state, batch)
-  b, mb = jax.jit(steps.d_step)(state, batch)
-  assert tree_equal(a, b) and tree_equal(ma, mb)
-  # The same weights at a later counter draw other latents: the key folds in the counter.
+  _, ma = jax.jit(steps.d_step)(state, batch)
   _, mc = jax.jit(steps.d_step)(state.replace(d_updates=state.d_updates + 1), batch)
   assert float(mc["d_fake"]) != float(ma["d_fake"])
+  _, ga = jax.jit(steps.g_step)(state)
+  _, gc = jax.jit(steps.g_step)(state.replace(step=state.step + 1))
+  assert float(ga["g_loss"]) != float(gc["g_loss"])
 
 
-def test_train_step_runs_k_discriminator_steps(tmp_path):
-  cfg = toy_config(tmp_path, d_steps=3, batch_size=16)
+def _ring_steps(tmp_path, **overrides):
+  cfg = toy_config(tmp_path, batch_size=16, **overrides)
   nets = build_nets(cfg, (2,))
   g_tx, d_tx = make_optimizers(cfg)
   state = create_state(cfg, nets, g_tx, d_tx)
-  steps = make_steps(cfg, nets, g_tx, d_tx)
   batches = stacked_batches(make_dataset(cfg), 0, 1, cfg.d_steps, cfg.batch_size)
-  new, _ = jax.jit(steps.train_step)(state, jax.tree.map(lambda a: a[0], batches))
+  return cfg, state, make_steps(cfg, nets, g_tx, d_tx), jax.tree.map(lambda a: jnp.asarray(a[0]), batches)
+
+
+def test_train_step_is_k_d_steps_on_their_own_batches_then_a_g_step(tmp_path):
+  """train_step == d_step(batch 0) .. d_step(batch k-1), then g_step, chained by hand."""
+  cfg, state, steps, batches = _ring_steps(tmp_path, d_steps=3)
+  new, metrics = jax.jit(steps.train_step)(state, batches)
   assert int(new.d_updates) == 3 and int(new.step) == 1
+  by_hand = state
+  for i in range(cfg.d_steps):
+    by_hand, d_metrics = jax.jit(steps.d_step)(by_hand, jax.tree.map(lambda a: a[i], batches))
+  by_hand, g_metrics = jax.jit(steps.g_step)(by_hand)
+  assert_trees_close(new, by_hand)  # Adam's first steps move weights by ~lr = 2e-4: far above atol
+  assert_trees_close(metrics, {**d_metrics, **g_metrics})
+
+
+@pytest.mark.parametrize("share", [False, True])
+def test_every_d_step_of_an_iteration_reads_its_own_batch(tmp_path, share):
+  """Changing any one of the k batches changes the result: no D step reuses another's batch."""
+  _, state, steps, batches = _ring_steps(tmp_path, d_steps=2, share_fakes=share)
+  step = jax.jit(steps.train_step)
+  base, _ = step(state, batches)
+  for i in range(2):
+    other = jax.tree.map(lambda a: a, batches)
+    other["x"] = batches["x"].at[i].set(batches["x"][i] + 0.5)
+    moved, _ = step(state, other)
+    assert not tree_equal(base.d_params, moved.d_params), i
 
 
 def test_jitted_step_compiles_once(setup):
@@ -91,25 +123,62 @@ def test_jitted_step_compiles_once(setup):
   assert len(traces) == 1
 
 
-def test_g_step_gradient_equals_direct_differentiation(tmp_path):
-  """The vjp-based G update equals jax.grad of g_loss(D(G(z))) with respect to G's weights."""
+@pytest.mark.parametrize("loss_name", ["nonsaturating", "minimax", "wgan", "lsgan"])
+def test_g_step_gradient_equals_direct_differentiation(tmp_path, loss_name):
+  """The vjp-based G update equals jax.grad of g_loss(D(G(z))) with respect to G's weights.
+
+  With SGD(1.0) the update is exactly -grad, so a scaled or wrong gradient cannot hide behind
+  Adam's sign-like first step; the reported g_grad_norm is that gradient's norm.
+  """
   from gan_jax import losses
-  from gan_jax.steps import sample_latents
-  cfg = toy_config(tmp_path, batch_size=16, pack=2)
+  from gan_jax.steps import sample_latents, step_keys
+  from tests.step_math import sgd_setup
+  cfg = toy_config(tmp_path, batch_size=16, pack=2, loss=loss_name)
   nets = build_nets(cfg, (2,))
-  g_tx, d_tx = make_optimizers(cfg)
-  state = create_state(cfg, nets, g_tx, d_tx)
-  new, _ = jax.jit(make_steps(cfg, nets, g_tx, d_tx).g_step)(state)
-  key_z, _ = jax.random.split(jax.random.fold_in(jax.random.fold_in(state.rng, 1), state.step))
-  z = sample_latents(key_z, 16, nets.latent_dim)
+  state, steps = sgd_setup(cfg, nets)
+  new, metrics = jax.jit(steps.g_step)(state)
+  z = sample_latents(step_keys(state).g_latents, 16, nets.latent_dim)
 
   def loss(p):
-    x = nets.generator.apply({"params": p}, z).reshape(8, 4)  # packed pairs
-    return losses.nonsaturating_generator_loss(nets.discriminator.apply({"params": state.d_params}, x))
+    x = nets.generator.apply({"params": p}, z)  # D judges packed pairs of these
+    return losses.get_loss(loss_name).g_loss(nets.discriminator.apply({"params": state.d_params}, x))
 
-  updates, _ = g_tx.update(jax.grad(loss)(state.g_params), state.g_opt_state, state.g_params)
-  expected = optax.apply_updates(state.g_params, updates)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6), new.g_params, expected)
+  grad = jax.grad(loss)(state.g_params)
+  step = jax.tree.map(lambda a, b: a - b, state.g_params, new.g_params)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7), step, grad)
+  np.testing.assert_allclose(metrics["g_grad_norm"], optax.tree.norm(grad), rtol=1e-5)
+  np.testing.assert_allclose(metrics["g_loss"], loss(state.g_params), rtol=1e-5)
+
+
+def test_d_step_gradient_equals_direct_differentiation(tmp_path):
+  """D's update is -grad of d_loss(D(x), D(G(z))) (SGD(1.0)); d_loss and d_grad_norm are reported."""
+  from gan_jax import losses
+  from tests.step_math import fakes, sgd_setup
+  cfg = toy_config(tmp_path, batch_size=16, pack=2, label_smoothing=0.1)
+  nets = build_nets(cfg, (2,))
+  state, steps = sgd_setup(cfg, nets)
+  batch = jax.tree.map(jnp.asarray, make_dataset(cfg).get_batch(0, 16))
+  new, metrics = jax.jit(steps.d_step)(state, batch)
+  x_fake, _ = fakes(nets, state, 16, "d")
+
+  def loss(p):
+    d = lambda x: nets.discriminator.module.apply({"params": p}, x.reshape(8, 4))  # packed pairs  # noqa: E731
+    return losses.discriminator_loss(d(batch["x"]), d(x_fake), 0.1)
+
+  grad = jax.grad(loss)(state.d_params)
+  step = jax.tree.map(lambda a, b: a - b, state.d_params, new.d_params)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7), step, grad)
+  np.testing.assert_allclose(metrics["d_grad_norm"], optax.tree.norm(grad), rtol=1e-5)
+  np.testing.assert_allclose(metrics["d_loss"], loss(state.d_params), rtol=1e-5)
+
+
+def test_ema_of_g_follows_its_formula(tmp_path):
+  """theta_ema <- d theta_ema + (1 - d) theta, with theta the weights after this G update."""
+  cfg, state, steps, _ = _ring_steps(tmp_path, ema_decay=0.9)
+  state = state.replace(ema_g_params=jax.tree.map(lambda p: p * 0 + 1.0, state.g_params))
+  new, _ = jax.jit(steps.g_step)(state)
+  expected = jax.tree.map(lambda e, p: 0.9 * e + 0.1 * p, state.ema_g_params, new.g_params)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-6), new.ema_g_params, expected)
 
 
 @pytest.mark.parametrize("share", [False, True])
@@ -120,13 +189,13 @@ def test_share_fakes_counts_and_reuses_the_generator_forward(tmp_path, share, mo
   g_tx, d_tx = make_optimizers(cfg)
   state = create_state(cfg, nets, g_tx, d_tx)
   generator_calls = []
-  apply = steps_lib._apply
+  apply = steps_lib.apply_module
 
   def counting_apply(module, *args, **kwargs):
     generator_calls.append(module is nets.generator)
     return apply(module, *args, **kwargs)
 
-  monkeypatch.setattr(steps_lib, "_apply", counting_apply)
+  monkeypatch.setattr(steps_lib, "apply_module", counting_apply)
   steps = make_steps(cfg, nets, g_tx, d_tx)
   batches = stacked_batches(make_dataset(cfg), 0, 1, cfg.d_steps, cfg.batch_size)
   new, _ = jax.jit(steps.train_step)(state, jax.tree.map(lambda a: a[0], batches))

@@ -12,8 +12,10 @@ from gan_jax.config import ConfigError, validate
 from gan_jax.nets import build_nets
 from gan_jax.nets.layers import DiscriminatorHead, MinibatchDiscrimination, VirtualBatchNorm, concat_labels
 from gan_jax.state import create_state, make_optimizers
-from gan_jax.steps import make_generate_fn, make_steps
+from gan_jax.generate import Generator, generate_samples, make_generate_fn
+from gan_jax.steps import make_steps
 from tests.conftest import toy_config
+from tests.step_math import discriminate, fakes, sgd_setup
 
 
 # --- virtual batch norm ---------------------------------------------------------------------------
@@ -207,24 +209,91 @@ def test_weight_clipping_bounds_every_discriminator_weight(tmp_path):
   assert max(float(jnp.abs(p).max()) for p in jax.tree.leaves(state.d_params)) == pytest.approx(0.01)
 
 
-def test_feature_matching_g_step_needs_the_real_batch_and_moves_feature_means(tmp_path):
+def _sgd(cfg, num_classes=0):
+  nets = build_nets(cfg, (2,), num_classes=num_classes)
+  state, steps = sgd_setup(cfg, nets)
+  return nets, state, steps
+
+
+def test_feature_matching_g_loss_is_that_of_d_features_of_reals_and_fakes(tmp_path):
   cfg = toy_config(tmp_path, feature_matching=True)
-  state, steps = _steps(cfg)
+  nets, state, steps = _sgd(cfg)
   with pytest.raises(ValueError, match="real batch"):
     steps.g_step(state)
-  _, metrics = jax.jit(steps.g_step)(state, _ring_batch(cfg, 0))
-  assert metrics["g_loss"] > 0 and np.isfinite(metrics["g_grad_norm"])
+  batch = _ring_batch(cfg, 0)
+  _, metrics = jax.jit(steps.g_step)(state, batch)
+  x_fake, _ = fakes(nets, state, cfg.batch_size, "g")
+  _, real_features, _ = discriminate(nets, state, batch["x"], None)
+  _, fake_features, _ = discriminate(nets, state, x_fake, None)
+  expected = losses.feature_matching_loss(real_features, fake_features)
+  np.testing.assert_allclose(metrics["g_loss"], expected, rtol=1e-5)
+  fake_logits = discriminate(nets, state, x_fake, None)[0]
+  assert abs(float(expected) - float(losses.nonsaturating_generator_loss(fake_logits))) > 1e-3
 
 
-def test_acgan_reports_the_class_term(tmp_path):
+def _d_and_g_metrics(cfg, state, batch, num_classes=0, **overrides):
+  """(d_step metrics, g_step metrics, states) of one D and one G step of `state` under cfg + overrides."""
+  _, _, steps = _sgd(dataclasses.replace(cfg, **overrides), num_classes)
+  d_state, d_metrics = jax.jit(steps.d_step)(state, batch)
+  g_state, g_metrics = jax.jit(steps.g_step)(state, batch if cfg.feature_matching else None)
+  return d_metrics, g_metrics, d_state, g_state
+
+
+def test_acgan_class_terms_are_the_cross_entropies_of_d_class_logits(tmp_path):
+  """D: -log P(y|x) of the reals with their own labels + of the fakes with theirs; G: of its fakes."""
   cfg = toy_config(tmp_path, conditioning="acgan")
-  state, steps = _steps(cfg, num_classes=8)
-  _, metrics = jax.jit(steps.d_step)(state, _ring_batch(cfg, 0))
-  # Untrained classifier over 8 classes: two cross-entropies near log 8 each.
-  assert float(metrics["class_nll"]) == pytest.approx(2 * np.log(8), rel=0.2)
+  nets, state, _ = _sgd(cfg, num_classes=8)
+  batch = _ring_batch(cfg, 0)
+  d1, g1, _, _ = _d_and_g_metrics(cfg, state, batch, 8, acgan_weight=1.0)
+  d0, g0, _, _ = _d_and_g_metrics(cfg, state, batch, 8, acgan_weight=0.0)
+  d3, g3, _, _ = _d_and_g_metrics(cfg, state, batch, 8, acgan_weight=2.5)
+  x_fake, y_fake = fakes(nets, state, cfg.batch_size, "d")
+  real_cls = discriminate(nets, state, batch["x"], batch["label"])[2]
+  fake_cls = discriminate(nets, state, x_fake, y_fake)[2]
+  expected = losses.class_nll(real_cls, batch["label"]) + losses.class_nll(fake_cls, y_fake)
+  np.testing.assert_allclose(d1["class_nll"], expected, rtol=1e-5)
+  # The weight enters D's loss: d_loss(w) - d_loss(0) = w * class_nll.
+  np.testing.assert_allclose(d3["d_loss"] - d0["d_loss"], 2.5 * expected, rtol=1e-4)
+  # G: g_loss(w) - g_loss(0) = w * (-log P(y_fake | G(z, y_fake))) on the G step's own fakes.
+  g_fake, g_labels = fakes(nets, state, cfg.batch_size, "g")
+  g_term = losses.class_nll(discriminate(nets, state, g_fake, g_labels)[2], g_labels)
+  np.testing.assert_allclose(g3["g_loss"] - g0["g_loss"], 2.5 * g_term, rtol=1e-4)
+  np.testing.assert_allclose(g1["g_loss"] - g0["g_loss"], g_term, rtol=1e-4)
 
 
-# --- every trick trains -----------------------------------------------------------------------------
+def test_conditional_d_pairs_the_reals_with_their_own_labels(tmp_path):
+  cfg = toy_config(tmp_path, conditioning="projection")
+  nets, state, steps = _sgd(cfg, num_classes=8)
+  batch = _ring_batch(cfg, 0)
+  _, metrics = jax.jit(steps.d_step)(state, batch)
+  x_fake, y_fake = fakes(nets, state, cfg.batch_size, "d")
+  fake_logits = discriminate(nets, state, x_fake, y_fake)[0]
+  d_loss = lambda labels: losses.discriminator_loss(  # noqa: E731
+      discriminate(nets, state, batch["x"], labels)[0], fake_logits)
+  np.testing.assert_allclose(metrics["d_loss"], d_loss(batch["label"]), rtol=1e-5)
+  assert abs(float(d_loss(batch["label"])) - float(d_loss((batch["label"] + 1) % 8))) > 1e-4
+
+
+def test_historical_averaging_enters_both_players_losses_and_gradients(tmp_path):
+  """cost += w ||theta - avg||^2: the loss gains w * penalty, the SGD step gains -w * 2 (theta - avg)."""
+  w = 0.5
+  cfg = toy_config(tmp_path, historical_averaging=w)
+  _, state, _ = _sgd(cfg)
+  state = state.replace(d_param_avg=jax.tree.map(lambda p: p + 0.1, state.d_params),
+                        g_param_avg=jax.tree.map(lambda p: p - 0.2, state.g_params))
+  batch = _ring_batch(cfg, 0)
+  dw, gw, dsw, gsw = _d_and_g_metrics(cfg, state, batch)
+  d0, g0, ds0, gs0 = _d_and_g_metrics(cfg, state, batch, historical_averaging=0.0)
+  n_d = sum(p.size for p in jax.tree.leaves(state.d_params))
+  np.testing.assert_allclose(dw["d_hist_avg"], 0.01 * n_d, rtol=1e-4)
+  np.testing.assert_allclose(dw["d_loss"] - d0["d_loss"], w * dw["d_hist_avg"], rtol=1e-4)
+  # theta - avg = -0.1 (D), +0.2 (G): the penalty's gradient 2 w (theta - avg) joins the step.
+  for new_w, new_0, delta in ((dsw.d_params, ds0.d_params, 0.1), (gsw.g_params, gs0.g_params, -0.2)):
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a - b, 2 * w * delta, rtol=1e-3, atol=1e-6),
+                 new_w, new_0)
+
+
+# --- every trick takes a finite step; three of them train for 200 steps ---------------------------
 
 TRICKS = {
     "vbn": dict(virtual_batch_norm=16),
@@ -240,11 +309,27 @@ TRICKS = {
 }
 
 
-@pytest.mark.integration
 @pytest.mark.parametrize("overrides", list(TRICKS.values()), ids=list(TRICKS))
-def test_every_trick_trains_200_ring_steps_finite(tmp_path, overrides):
+def test_every_trick_takes_a_finite_training_step_that_moves_both_players(tmp_path, overrides):
+  from gan_jax.data import make_dataset, stacked_batches
+  cfg = toy_config(tmp_path, **overrides)
+  dataset = make_dataset(cfg)
+  state, steps = _steps(cfg, num_classes=dataset.num_classes if cfg.conditioning != "none" else 0)
+  batches = jax.tree.map(lambda a: jnp.asarray(a[0]), stacked_batches(dataset, 0, 1, cfg.d_steps, cfg.batch_size))
+  new, metrics = jax.jit(steps.train_step)(state, batches)
+  assert all(np.isfinite(v) for v in jax.device_get(metrics).values()), metrics
+  for old, moved in ((state.g_params, new.g_params), (state.d_params, new.d_params)):
+    assert not all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(old), jax.tree.leaves(moved)))
+
+
+LONG_RUNS = ("vbn", "acgan", "wgan_clip")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("name", LONG_RUNS)
+def test_tricks_train_200_ring_steps_finite(tmp_path, name):
   cfg = toy_config(tmp_path, train_steps=200, steps_per_call=100, eval_every=100, checkpoint_every=200,
-                   **overrides)
+                   **TRICKS[name])
   train.train_and_evaluate(cfg)
   rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   assert [r["step"] for r in rows] == [100, 200]
@@ -265,9 +350,9 @@ def test_conditional_dcgan_with_every_trick_trains_and_resumes(tmp_path):
   train.train_and_evaluate(cfg)
   _, nets, state, step, _ = restore.load_run(str(tmp_path))
   assert step == 2 and nets.num_classes == 10 and state.g_param_avg is not None
-  x = restore.generate_samples(nets, state, 20)
+  x = generate_samples(nets, state, 20)
   assert x.shape == (20, 32, 32, 1) and np.all(np.isfinite(x))
-  threes, fours = (restore.generate_samples(nets, state, 20, label=c) for c in (3, 4))
+  threes, fours = (generate_samples(nets, state, 20, label=c) for c in (3, 4))
   np.testing.assert_allclose(threes[3], x[3], atol=1e-5)  # same z; row 3 of the default is class 3
   assert not np.allclose(threes, fours)
   import subprocess
@@ -282,14 +367,38 @@ def test_conditional_dcgan_with_every_trick_trains_and_resumes(tmp_path):
 
 
 def test_conditional_samples_cycle_the_classes_across_chunks(tmp_path):
-  """Evaluation and restore draw labels for the whole sample set, so chunks keep the classes even."""
-  from gan_jax import restore, writers
+  """Generation draws labels for the whole sample set, so chunks keep the classes even."""
+  from gan_jax import tasks, writers
   from gan_jax.data import make_dataset
   cfg = toy_config(tmp_path, conditioning="concat", eval_samples=20)
   dataset = make_dataset(cfg)
   nets = build_nets(cfg, (2,), num_classes=dataset.num_classes)
   state = create_state(cfg, nets, *make_optimizers(cfg))
-  evaluator = train.Evaluator(cfg, nets, dataset, str(tmp_path), writers.MetricWriter(str(tmp_path), enabled=False))
+  evaluator = train.Evaluator(cfg, nets, tasks.make_task(cfg, dataset), str(tmp_path),
+                              writers.MetricWriter(str(tmp_path), enabled=False))
   whole = make_generate_fn(nets)(state.ema_g_params, state.g_collections, jnp.asarray(evaluator.z))
-  np.testing.assert_allclose(evaluator.samples(state, chunk=3), whole, atol=1e-6)  # 3 does not divide 8
-  np.testing.assert_allclose(restore.generate_from_latents(nets, state, evaluator.z, chunk=3), whole, atol=1e-6)
+  np.testing.assert_allclose(evaluator.samples(state), whole, atol=1e-6)
+  np.testing.assert_allclose(Generator(nets, chunk=3)(state, evaluator.z), whole, atol=1e-6)  # 3 does not divide 8
+
+
+def test_evaluation_and_sampling_use_the_ema_generator(tmp_path):
+  """Samples come from ema_g_params: zero EMA weights give a zero linear output, G's own weights do not."""
+  from gan_jax import tasks, writers
+  from gan_jax.data import make_dataset
+  cfg = toy_config(tmp_path, eval_samples=20, ema_decay=0.5, data_scale=0.5)
+  dataset = make_dataset(cfg)
+  nets = build_nets(cfg, (2,))
+  state = create_state(cfg, nets, *make_optimizers(cfg))
+  state = state.replace(ema_g_params=jax.tree.map(jnp.zeros_like, state.g_params))
+  evaluator = train.Evaluator(cfg, nets, tasks.make_task(cfg, dataset), str(tmp_path),
+                              writers.MetricWriter(str(tmp_path), enabled=False))
+  np.testing.assert_array_equal(evaluator.samples(state), 0.0)
+  np.testing.assert_array_equal(generate_samples(nets, state, 20), 0.0)
+  swapped = state.replace(ema_g_params=state.g_params)
+  from_g = make_generate_fn(nets)(state.g_params, state.g_collections, jnp.asarray(evaluator.z))
+  assert np.abs(np.asarray(from_g)).max() > 1e-3
+  # Toy samples are reported in data units: G's output divided by the training scale.
+  np.testing.assert_allclose(evaluator.samples(swapped), np.asarray(from_g) / 0.5, rtol=1e-6)
+  batch = dataset.get_batch(3, 8)
+  x, _ = dataset.mixture.sample(np.random.default_rng([cfg.seed, 3]), 8)
+  np.testing.assert_array_equal(batch["x"], x * np.float32(0.5))

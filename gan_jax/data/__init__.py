@@ -12,10 +12,6 @@ import numpy as np
 from gan_jax.data import toy
 
 
-class DataError(ValueError):
-  """The dataset cannot be read; the message says how to fix it."""
-
-
 def make_dataset(cfg):
   """Returns a dataset with `.data_shape`, `.num_classes` and `.get_batch`."""
   if cfg.dataset in toy.TOY:

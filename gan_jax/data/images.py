@@ -16,7 +16,7 @@ import numpy as np
 from absl import logging
 from PIL import Image
 
-from gan_jax.data import DataError
+from gan_jax.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MNIST5K_TRAIN = 4000  # Fixed split of the 5,000 embedded digits: 4,000 train, 1,000 held out.

@@ -1,18 +1,33 @@
-"""Network registry: `build_nets(config, data_shape)` -> `GANNets`."""
+"""Network registry: `build_nets(config, data_shape)` -> `GANNets`, and `apply_module`."""
 from typing import NamedTuple, Optional, Sequence
 
 import flax.linen as nn
 
+from gan_jax.errors import ConfigError
 from gan_jax.nets.dcgan import DCGANDiscriminator, DCGANGenerator
+from gan_jax.nets.layers import PackedDiscriminator
 from gan_jax.nets.mlp import MLPDiscriminator, MLPGenerator
 
 
 class GANNets(NamedTuple):
   generator: nn.Module      # apply(vars, z [B, latent_dim], labels [B] | None, train) -> x [B, *data_shape]
-  discriminator: nn.Module  # apply(vars, x [B', ...], labels [B'] | None, train) -> logits [B']
+  discriminator: PackedDiscriminator  # apply(vars, x [B, *data_shape], labels [B] | None, train) -> logits [B/pack]
   latent_dim: int
   data_shape: tuple         # one sample's shape, e.g. (2,) or (32, 32, 1)
   num_classes: int = 0      # > 0: G and D are conditioned on labels (cfg.conditioning)
+
+
+def apply_module(module, params, collections, inputs, train: bool, rng=None, **kwargs):
+  """Applies a network to `inputs` (a tuple); returns (output, collections after the call).
+
+  In train mode the non-parameter collections (batch statistics, spectral-norm vectors) are
+  mutable and come back updated; in inference mode they come back as given. `rng` feeds dropout.
+  """
+  variables = {"params": params, **collections}
+  rngs = {"dropout": rng} if rng is not None else None
+  if train and collections:
+    return module.apply(variables, *inputs, train=True, rngs=rngs, mutable=list(collections), **kwargs)
+  return module.apply(variables, *inputs, train=train, rngs=rngs, **kwargs), collections
 
 
 def _conditioning(cfg, num_classes):
@@ -20,7 +35,6 @@ def _conditioning(cfg, num_classes):
   if cfg.conditioning == "none":
     return "none", 0
   if num_classes < 2:
-    from gan_jax.config import ConfigError
     raise ConfigError("conditioning", cfg.conditioning,
                       f"needs a labelled dataset, and --dataset={cfg.dataset} has {num_classes} classes; "
                       "use --conditioning=none or a dataset with labels (mnist5k, a labelled tfds "
@@ -55,11 +69,12 @@ def build_nets(cfg, data_shape: Sequence[int], axis_name: Optional[str] = None,
                num_classes: int = 0) -> GANNets:
   """Builds G and D for one sample shape and the dataset's `num_classes`.
 
-  `axis_name` is the device axis for synced batch norm. Raises ConfigError when
-  label conditioning is asked of a dataset without labels.
+  `axis_name` is the device axis for synced batch norm. D sits behind PacGAN packing
+  (`--pack`), so it takes samples like G's. Raises ConfigError when label conditioning is
+  asked of a dataset without labels.
   """
   if cfg.model not in NETS:
     raise KeyError(f"unknown model {cfg.model!r}; valid: {', '.join(sorted(NETS))}")
   conditioning, classes = _conditioning(cfg, num_classes)
   g, d = NETS[cfg.model](cfg, tuple(data_shape), axis_name, conditioning, classes)
-  return GANNets(g, d, cfg.latent_dim, tuple(data_shape), classes)
+  return GANNets(g, PackedDiscriminator(d, cfg.pack), cfg.latent_dim, tuple(data_shape), classes)

@@ -1,4 +1,4 @@
-"""Pictures of what G draws: image grids and toy scatter plots (PNG)."""
+"""Pictures of what G draws: image grids and toy scatter plots (PNG). Drawing only: no JAX."""
 import math
 import os
 

@@ -1,0 +1,122 @@
+"""The terms of D's and G's objectives, as pure functions of the networks' weights and inputs.
+
+The split of stylegan2-ada's `training/loss.py` (Dmain, Dreg, Gmain): the step (`steps.py`) draws
+the fakes and applies the updates; this module says what each player minimises.
+
+  L_D = d_loss(D(x), D(G(z)))                              adversarial, `--loss`, one-sided smoothing
+        + acgan_weight * [CE(C(x), y) + CE(C(G(z)), y_z)]   AC-GAN class term (Odena et al. 2017)
+        + gp_weight * E[(||grad D(x_hat)||_2 - 1)^2]        WGAN-GP (Gulrajani et al. 2017)
+        + r1_weight / 2 * E[||grad D(x)||_2^2]              R1 (Mescheder et al. 2018)
+        + historical_averaging * ||theta_D - mean theta_D||^2   (Salimans et al. 2016)
+  L_G = g_loss(D(G(z)))  or  ||E f(x) - E f(G(z))||^2       feature matching (Salimans et al. 2016)
+        + acgan_weight * CE(C(G(z)), y_z)
+        + historical_averaging * ||theta_G - mean theta_G||^2  (its gradient: `historical_average`)
+
+D takes samples as G makes them (PacGAN packing happens inside D); the input-gradient penalties
+differentiate D at its own (packed) inputs.
+"""
+import dataclasses
+from typing import Optional
+
+import jax
+from jax import lax
+
+from gan_jax import losses, regularizers
+from gan_jax.nets import apply_module
+
+
+@dataclasses.dataclass(frozen=True)
+class Objective:
+  """Which terms the players' objectives hold, and their weights (0 turns a term off)."""
+  loss: losses.GANLoss
+  label_smoothing: float = 0.0
+  acgan_weight: Optional[float] = None  # None: no auxiliary classifier
+  gp_weight: float = 0.0
+  r1_weight: float = 0.0
+  historical_averaging: float = 0.0
+  feature_matching: bool = False
+
+
+def objective_from_config(cfg) -> Objective:
+  return Objective(
+      loss=losses.get_loss(cfg.loss), label_smoothing=cfg.label_smoothing,
+      acgan_weight=cfg.acgan_weight if cfg.conditioning == "acgan" else None,
+      gp_weight=cfg.gp_weight, r1_weight=cfg.r1_weight, historical_averaging=cfg.historical_averaging,
+      feature_matching=cfg.feature_matching)
+
+
+def discriminate(discriminator, params, collections, x, labels, key):
+  """D in train mode on samples x [B, ...]: ((logits [B/pack], features, class logits or None), collections)."""
+  return apply_module(discriminator, params, collections, (x, labels), True, key, features=True)
+
+
+def input_critic(discriminator, params, collections, labels, key):
+  """v -> D's logits at D's own (packed) input v, with the batch statistics of this step frozen."""
+  return lambda v: apply_module(discriminator.module, params, collections, (v, labels), True, key)[0]
+
+
+def d_penalties(obj: Objective, discriminator, params, collections, x_real, y_real, x_fake, keys):
+  """{'gp': ..., 'r1': ...} for the penalties that are on; `keys` = (dropout key, interpolation key)."""
+  terms = {}
+  if obj.gp_weight or obj.r1_weight:
+    critic = input_critic(discriminator, params, collections, y_real, keys[0])
+    real_in = discriminator.inputs(x_real)
+    if obj.gp_weight:
+      terms["gp"] = regularizers.gradient_penalty(critic, real_in, discriminator.inputs(x_fake), keys[1])
+    if obj.r1_weight:
+      terms["r1"] = regularizers.r1_penalty(critic, real_in)
+  return terms
+
+
+def discriminator_objective(obj: Objective, discriminator, params, collections, param_avg,
+                            real, fake, keys):
+  """L_D at D's weights `params`: (L_D, (collections, real logits, fake logits, {term: value})).
+
+  real, fake: (x [B, ...], labels [B] or None); fake x carries no gradient to G.
+  keys: (real pass, fake pass, interpolation), each already distinct per device.
+  """
+  (x_real, y_real), (x_fake, y_fake) = real, (lax.stop_gradient(fake[0]), fake[1])
+  (real_logits, _, real_cls), cols = discriminate(discriminator, params, collections, x_real, y_real, keys[0])
+  (fake_logits, _, fake_cls), cols = discriminate(discriminator, params, cols, x_fake, y_fake, keys[1])
+  terms, weights = {}, {}
+  if obj.acgan_weight is not None:  # D maximises L_S + L_C: the class log-likelihood of reals and fakes.
+    terms["class_nll"] = losses.class_nll(real_cls, y_real) + losses.class_nll(fake_cls, y_fake)
+    weights["class_nll"] = obj.acgan_weight
+  terms.update(d_penalties(obj, discriminator, params, cols, x_real, y_real, x_fake, (keys[0], keys[2])))
+  weights.update(gp=obj.gp_weight, r1=0.5 * obj.r1_weight)
+  if obj.historical_averaging:
+    terms["d_hist_avg"] = regularizers.historical_average_penalty(params, param_avg)
+    weights["d_hist_avg"] = obj.historical_averaging
+  total = obj.loss.d_loss(real_logits, fake_logits, obj.label_smoothing)
+  for name, value in terms.items():
+    total = total + weights[name] * value
+  return total, (cols, real_logits, fake_logits, terms)
+
+
+def generator_objective(obj: Objective, discriminator, d_params, d_collections, x_fake, y_fake,
+                        real_features, key):
+  """L_G as a function of the fakes x_fake [B, ...] (D fixed): (L_G, fake logits).
+
+  real_features: D's features of the real batch, for feature matching (else None).
+  """
+  (fake_logits, fake_features, fake_cls), _ = discriminate(discriminator, d_params, d_collections, x_fake,
+                                                          y_fake, key)
+  if obj.feature_matching:
+    g_loss = losses.feature_matching_loss(real_features, fake_features)
+  else:
+    g_loss = obj.loss.g_loss(fake_logits)
+  if obj.acgan_weight is not None:  # G maximises L_C - L_S: its fakes should be classified as their labels.
+    g_loss = g_loss + obj.acgan_weight * losses.class_nll(fake_cls, y_fake)
+  return g_loss, fake_logits
+
+
+def real_features(discriminator, d_params, d_collections, x_real, y_real, key):
+  """D's last hidden features of the reals, held fixed (feature matching's target)."""
+  (_, features, _), _ = discriminate(discriminator, d_params, d_collections, x_real, y_real, key)
+  return lax.stop_gradient(features)
+
+
+def historical_average(obj: Objective, params, param_avg):
+  """(||theta - avg||^2, w * its gradient 2 w (theta - avg)) for a player whose gradient arrives by vjp."""
+  penalty, grads = jax.value_and_grad(regularizers.historical_average_penalty)(params, param_avg)
+  return penalty, jax.tree.map(lambda g: obj.historical_averaging * g, grads)
