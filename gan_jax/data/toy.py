@@ -42,7 +42,7 @@ def grid(sigma: float = 0.05) -> GaussianMixture:
   return GaussianMixture("grid", means, sigma)
 
 
-TOY = {"gauss1d": gauss1d, "ring": ring, "grid": grid}
+TOY = {"ring": ring, "grid": grid, "gauss1d": gauss1d}
 
 
 class ToyDataset:
