@@ -20,11 +20,12 @@ class FlaxConvTranspose(nn.Module):
   features: int
   use_bias: bool = True
   kernel_init: object = dcgan.INIT
+  dtype: object = None
 
   @nn.compact
   def __call__(self, x):
     return nn.ConvTranspose(self.features, (4, 4), strides=(2, 2), padding="SAME", use_bias=self.use_bias,
-                            kernel_init=self.kernel_init)(x)
+                            kernel_init=self.kernel_init, dtype=self.dtype)(x)
 
 
 def main():
@@ -32,10 +33,11 @@ def main():
   parser.add_argument("--iters", type=int, default=10)
   parser.add_argument("--rounds", type=int, default=3)
   args = parser.parse_args()
-  cfg, shape, _ = configs()["dcgan"]
-  runs = {"ConvTranspose2x (sub-pixel)": jax_trainer(cfg, shape, 1)}
+  import jax
+  cfg, shape = configs(jax.default_backend())["dcgan32"]
+  runs = {"ConvTranspose2x (sub-pixel)": jax_trainer(cfg, shape)}
   with mock.patch.object(dcgan, "ConvTranspose2x", FlaxConvTranspose):
-    runs["nn.ConvTranspose"] = jax_trainer(cfg, shape, 1)
+    runs["nn.ConvTranspose"] = jax_trainer(cfg, shape)
   times = {name: [] for name in runs}
   for _ in range(args.rounds):
     for name, (run, *_rest) in runs.items():

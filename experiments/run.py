@@ -42,6 +42,15 @@ def define_distributed_flags():
                     "cluster's environment (SLURM, Open MPI, TPU VM pods).")
 
 
+def define_process_flags():
+  """Settings of this process that do not change what the run computes (not part of its Config)."""
+  from gan_jax import runtime
+  flags.DEFINE_string("compilation_cache", runtime.default_cache_dir(),
+                      "JAX's persistent compilation cache: a rerun or a resume loads the compiled steps "
+                      f"from here instead of compiling again ('' turns it off; ${runtime.CACHE_ENV} sets "
+                      "the default).")
+
+
 def config_from_flags() -> config_lib.Config:
   values = {}
   for field in dataclasses.fields(config_lib.Config):
@@ -86,11 +95,12 @@ def main(argv):
   writers.quiet_library_logs()
   if len(argv) > 1:
     fail(f"unexpected arguments {argv[1:]}; flags are written --name=value")
-  from gan_jax import sharding, train  # Imported after flag parsing: JAX starts here.
+  from gan_jax import runtime, sharding, train  # Imported after flag parsing: JAX starts here.
   try:
     cfg = config_lib.validate(config_from_flags())
     f = flags.FLAGS
     sharding.initialize_distributed(f.coordinator_address, f.num_processes, f.process_id, f.distributed)
+    runtime.enable_compilation_cache(f.compilation_cache)
     train.train_and_evaluate(cfg)
   except (errors.ConfigError, errors.DataError, errors.NonFiniteError) as e:
     fail(str(e))
@@ -100,4 +110,5 @@ def main(argv):
 if __name__ == "__main__":
   define_flags()
   define_distributed_flags()
+  define_process_flags()
   app.run(main, flags_parser=parse_flags)

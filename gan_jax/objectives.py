@@ -19,6 +19,7 @@ import dataclasses
 from typing import Optional
 
 import jax
+import jax.numpy as jnp
 from jax import lax
 
 from gan_jax import losses, regularizers
@@ -51,8 +52,15 @@ def discriminate(discriminator, params, collections, x, labels, key):
 
 
 def input_critic(discriminator, params, collections, labels, key):
-  """v -> D's logits at D's own (packed) input v, with the batch statistics of this step frozen."""
-  return lambda v: apply_module(discriminator.module, params, collections, (v, labels), True, key)[0]
+  """v -> D's logits at D's own (packed) input v, with the batch statistics of this step frozen.
+
+  Always in float32, whatever --precision: the penalties differentiate D twice, where bfloat16
+  round-off is large enough to blow up (a known NaN of mixed-precision WGAN-GP).
+  """
+  module = discriminator.module
+  if getattr(module, "dtype", None) is not None:
+    module = module.clone(dtype=None)
+  return lambda v: apply_module(module, params, collections, (v.astype(jnp.float32), labels), True, key)[0]
 
 
 def d_penalties(obj: Objective, discriminator, params, collections, x_real, y_real, x_fake, keys):

@@ -55,9 +55,13 @@ def make_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
   return jax.make_mesh((n,), (DATA_AXIS,), devices=jax.devices()[:n])
 
 
+def replicated_sharding(mesh) -> NamedSharding:
+  return NamedSharding(mesh, P())
+
+
 def replicate(tree, mesh):
   """Places a pytree on every device of `mesh` (P())."""
-  return jax.device_put(tree, NamedSharding(mesh, P()))
+  return jax.device_put(tree, replicated_sharding(mesh))
 
 
 def replicated_abstract(abstract_tree, mesh):

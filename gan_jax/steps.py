@@ -237,32 +237,67 @@ def make_steps(cfg, nets: GANNets, g_tx, d_tx, axis_name: Optional[str] = None,
   return StepFns(*(functools.partial(f, ctx) for f in (d_step, g_step, train_step)))
 
 
-def _first_bad_or_last(metrics, steps_per_call: int):
-  """Index of the first step whose guarded metrics are not finite, else of the last step."""
-  bad = ~jnp.all(jnp.stack([jnp.isfinite(metrics[k]) for k in GUARDED if k in metrics]), axis=0)
-  return jnp.where(jnp.any(bad), jnp.argmax(bad), steps_per_call - 1)
+AUTO_STEPS_PER_CALL = 100
 
 
-def make_train_fn(cfg, nets: GANNets, g_tx, d_tx, mesh, steps_per_call: int):
-  """A jitted, data-parallel `(state, batches) -> (state, metrics, step_in_call)` over the mesh.
+def steps_per_call(cfg, platform: str) -> int:
+  """--steps_per_call as a number: `auto` scans 100 steps per call, except conv nets on XLA:CPU
+  (one step per call: a scan over DCGAN steps compiles for minutes there, see BUILD.md)."""
+  if str(cfg.steps_per_call) != "auto":
+    return int(cfg.steps_per_call)
+  return 1 if (platform == "cpu" and cfg.model == "dcgan") else AUTO_STEPS_PER_CALL
 
-  batches leaves: [steps_per_call, k, B_global, ...], sharded on the batch axis.
-  The state is replicated (P()) and donated. With steps_per_call > 1 the steps
-  run in a `lax.scan` (one dispatch for many small steps; not for conv nets on
-  XLA:CPU, see BUILD.md). Metrics are those of the last step, or of the first
-  step with a non-finite loss or gradient; `step_in_call` (1-based) says which.
+
+def finite(metrics):
+  """True when every guarded loss and gradient norm is finite (a scalar)."""
+  return jnp.all(jnp.stack([jnp.isfinite(metrics[k]) for k in GUARDED if k in metrics]))
+
+
+def guarded_train_step(ctx: StepContext, state: GANState, bad_step, batches, freeze: bool = True):
+  """train_step that never lets a non-finite step through: (state, bad_step, metrics, finite).
+
+  bad_step (int32 scalar) is 0 until a step's guarded metrics are not finite, then that step's
+  number (1-based, the step counter it would have reached). With `freeze`, the state stays at the
+  last finite step from then on, so nothing non-finite can be saved and the loop can read the
+  verdict at its next boundary instead of after every step.
+  """
+  new, metrics = train_step(ctx, state, batches)
+  ok = finite(metrics)
+  if freeze:
+    keep = ok & (bad_step == 0)
+    new = jax.tree.map(lambda a, b: jnp.where(keep, a, b), new, state)
+  bad_step = jnp.where((bad_step == 0) & ~ok, state.step + 1, bad_step)
+  return new, bad_step, metrics, ok
+
+
+def make_train_fn(cfg, nets: GANNets, g_tx, d_tx, mesh, steps_per_call: int, batch_of=None):
+  """A jitted, data-parallel `(state, bad_step, data, inputs) -> (state, bad_step, metrics)`.
+
+  inputs: leaves [steps_per_call, k, B_global, ...] sharded on the batch axis; `batch_of(data,
+  inputs_of_one_step)` makes a step's {'x', 'label'} from them (by default the inputs are the
+  batches). data: arrays every call takes (a dataset resident on the devices), replicated.
+  The state is replicated (P()) and donated; `guarded_train_step` keeps it finite (--nan_policy=stop)
+  and bad_step carries the first non-finite step across calls. With steps_per_call > 1 the steps
+  run in a `lax.scan` (one dispatch for many steps; not for conv nets on XLA:CPU, see BUILD.md).
+  Metrics are those of the last step, or of the first non-finite step of this call.
   """
   ctx = make_context(cfg, nets, g_tx, d_tx, DATA_AXIS, mesh.size)
-  step = functools.partial(train_step, ctx)
+  batch_of = batch_of or (lambda data, inputs: inputs)
+  freeze = cfg.nan_policy == "stop"
 
-  def run(state, batches):
+  def one(data, carry, inputs):
+    state, bad_step = carry
+    state, bad_step, metrics, ok = guarded_train_step(ctx, state, bad_step, batch_of(data, inputs), freeze)
+    return (state, bad_step), (metrics, ok)
+
+  def run(state, bad_step, data, inputs):
     if steps_per_call == 1:
-      state, metrics = step(state, jax.tree.map(lambda a: a[0], batches))
-      return state, metrics, jnp.ones((), jnp.int32)
-    state, metrics = lax.scan(step, state, batches)
-    index = _first_bad_or_last(metrics, steps_per_call)
-    return state, jax.tree.map(lambda m: m[index], metrics), index + 1
+      (state, bad_step), (metrics, _) = one(data, (state, bad_step), jax.tree.map(lambda a: a[0], inputs))
+      return state, bad_step, metrics
+    (state, bad_step), (metrics, ok) = lax.scan(functools.partial(one, data), (state, bad_step), inputs)
+    index = jnp.where(jnp.all(ok), steps_per_call - 1, jnp.argmin(ok))
+    return state, bad_step, jax.tree.map(lambda m: m[index], metrics)
 
-  sharded = jax.shard_map(run, mesh=mesh, in_specs=(P(), BATCH_SPEC), out_specs=(P(), P(), P()),
+  sharded = jax.shard_map(run, mesh=mesh, in_specs=(P(), P(), P(), BATCH_SPEC), out_specs=(P(), P(), P()),
                           check_vma=False)
   return jax.jit(sharded, donate_argnums=0)

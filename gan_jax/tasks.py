@@ -66,17 +66,23 @@ class ImageTask:
     """Without a dataset the task only draws pictures (sample.py)."""
     self.dataset, self.names = dataset, cfg.eval_metric_names
     self.eval_samples = cfg.eval_samples if self.names else self.GRID
-    self.image_metrics = None
-    if self.names and dataset is not None:
-      from gan_jax.metrics import digits
-      reals = dataset.get_batch(0, min(cfg.eval_samples, dataset.num_examples))["x"]
-      self.image_metrics = metrics_lib.ImageMetrics(reals, self.names, digits.classify)
+    self._num_reals = min(cfg.eval_samples, dataset.num_examples) if dataset is not None else 0
+    self._image_metrics = None
 
   def to_data_units(self, x):
     return x
 
+  def image_metrics(self):
+    """The metrics against the real data's features, computed at the first evaluation (not before
+    the first training step)."""
+    if self._image_metrics is None and self.names:
+      from gan_jax.metrics import digits
+      reals = self.dataset.get_batch(0, self._num_reals)["x"]
+      self._image_metrics = metrics_lib.ImageMetrics(reals, self.names, digits.classify)
+    return self._image_metrics
+
   def metrics(self, x) -> dict:
-    return self.image_metrics(x) if self.image_metrics is not None else {}
+    return self.image_metrics()(x) if self.names else {}
 
   def draw(self, x, path: str, step: int = 0, record=None):
     del step, record

@@ -6,7 +6,6 @@ import contextlib
 import json
 import os
 import signal
-import time
 
 import jax
 import numpy as np
@@ -16,11 +15,12 @@ from gan_jax import checkpoint as ckpt_lib
 from gan_jax import config as config_lib
 from gan_jax import data as data_lib
 from gan_jax import generate, sharding, tasks, writers
+from gan_jax.data.feed import feed_batch, make_feed
 from gan_jax.errors import ConfigError, NonFiniteError
 from gan_jax.nets import build_nets
 from gan_jax.sharding import DATA_AXIS
 from gan_jax.state import count_params, create_state, make_optimizers
-from gan_jax.steps import GUARDED, make_train_fn
+from gan_jax.steps import GUARDED, make_train_fn, steps_per_call
 
 __all__ = ["train_and_evaluate", "Evaluator", "NonFiniteError"]
 
@@ -119,20 +119,26 @@ class Run:
     self.nets = build_nets(cfg, self.dataset.data_shape, DATA_AXIS, self.dataset.num_classes)
     self.g_tx, self.d_tx = make_optimizers(cfg)
     self.is_chief = jax.process_index() == 0
+    self.spc = steps_per_call(cfg, jax.default_backend())
     self.checkpointer = ckpt_lib.Checkpointer(cfg.workdir, cfg.keep_checkpoints)
 
   def init_state(self):
     return create_state(self.cfg, self.nets, self.g_tx, self.d_tx)
 
   def restore_or_init(self):
-    """(state, best score, restored?) from the newest readable checkpoint, or a fresh state."""
+    """(state, best score, restored?) from the newest readable checkpoint, or a fresh state.
+
+    A fresh state is built by one jitted function, born replicated on the mesh (one compile,
+    cached across runs, instead of hundreds of eager initialiser ops).
+    """
     abstract = sharding.replicated_abstract(jax.eval_shape(self.init_state), self.mesh)
     restored = self.checkpointer.restore_latest(abstract) if self.saved_meta else None
     if restored:
       state, meta, _ = restored
       logging.info("resuming from %s/checkpoints/%d", self.cfg.workdir, int(sharding.to_host(state.step)))
       return state, meta.get("best_score"), True
-    return sharding.replicate(self.init_state(), self.mesh), None, False
+    init = jax.jit(self.init_state, out_shardings=sharding.replicated_sharding(self.mesh))
+    return init(), None, False
 
   def meta(self, step, best, extra=None):
     """What a checkpoint records beside the state."""
@@ -159,8 +165,9 @@ def train_and_evaluate(cfg: config_lib.Config) -> dict:
   start = int(sharding.to_host(state.step))
   if run.is_chief:
     _write_run_files(run, start, restored)
-  logging.info("G: %d params, D: %d params, %d devices, global batch %d", count_params(state.g_params),
-               count_params(state.d_params), run.mesh.size, cfg.batch_size)
+  logging.info("G: %d params, D: %d params, %d %s devices, global batch %d, %d steps per call",
+               count_params(state.g_params), count_params(state.d_params), run.mesh.size, jax.default_backend(),
+               cfg.batch_size, run.spc)
   writer = writers.MetricWriter(cfg.workdir, enabled=run.is_chief)
   task = tasks.make_task(cfg, run.dataset)
   evaluator = Evaluator(cfg, run.nets, task, cfg.workdir, writer)
@@ -181,55 +188,85 @@ class _Outcome:
     self.state, self.record, self.preempted = state, record, preempted
 
 
-def _stop_on_nonfinite(run: Run, bad, step: int):
+def _nonfinite_error(run: Run, calls, bad_step: int) -> NonFiniteError:
+  """The error for a first non-finite step: which quantities, which step, what is kept."""
+  metrics = next(m for first, n, m in calls if first < bad_step <= first + n)  # that step's metrics
+  bad = _nonfinite(sharding.to_host(metrics))
   latest = run.checkpointer.latest_step()
   kept = (f"the newest checkpoint (step {latest}) holds the last finite state" if latest is not None
           else "no checkpoint had been written yet")
-  raise NonFiniteError(
-      f"non-finite {', '.join(bad)} at step {step}; training stopped and nothing was saved "
+  return NonFiniteError(
+      f"non-finite {', '.join(bad)} at step {bad_step}; training stopped and nothing was saved "
       f"from this step; {kept}. Lower --lr_g/--lr_d or change --loss, then rerun (it resumes).")
 
 
+def next_boundary(cfg, step: int) -> int:
+  """The first step after `step` where the loop looks at the run: a log, eval or checkpoint step, or the end."""
+  every = (cfg.log_every, cfg.eval_every, cfg.checkpoint_every)
+  return min([(step // e + 1) * e for e in every] + [cfg.train_steps])
+
+
+def call_lengths(cfg, spc: int, step: int, count: int):
+  """(first step, steps) of the next `count` calls from `step`: spc steps, cut at every boundary.
+
+  A pure function of the step, so a resumed run calls exactly as the uninterrupted one did.
+  """
+  calls = []
+  while len(calls) < count and step < cfg.train_steps:
+    n = min(spc, next_boundary(cfg, step) - step)
+    calls.append((step, n))
+    step += n
+  return calls
+
+
 def _train_loop(run: Run, evaluator: Evaluator, state, best, start: int) -> _Outcome:
-  """Steps from `start` to train_steps; evaluations, checkpoints, preemption and the NaN guard."""
-  cfg, checkpointer = run.cfg, run.checkpointer
-  rows = sharding.process_rows(cfg.batch_size)
-  prefetch = data_lib.Prefetcher(lambda first, n: data_lib.stacked_batches(
-      run.dataset, first, n, cfg.d_steps, cfg.batch_size, rows))
-  train_fns = {}
-  step, record = start, {}
-  t_last, step_last = time.time(), step
+  """Steps from `start` to train_steps without waiting on the host between boundaries.
+
+  Calls are dispatched back to back; their metrics and the NaN guard's verdict are read only at
+  log / eval / checkpoint steps (or on a signal), where the loop syncs, checks, evaluates and saves.
+  """
+  cfg = run.cfg
+  feed = make_feed(run.dataset, run.mesh, cfg.d_steps, cfg.batch_size)
+  fns = {}
+  bad_step = sharding.replicate(np.zeros((), np.int32), run.mesh)
+  step, record, calls = start, {}, []
+  progress = writers.Progress(step, cfg.train_steps)
   try:
     with preemption_signals() as caught:
       while step < cfg.train_steps:
-        n = min(cfg.steps_per_call, cfg.train_steps - step)
-        if n not in train_fns:
-          train_fns[n] = make_train_fn(cfg, run.nets, run.g_tx, run.d_tx, run.mesh, n)
-        nxt = min(cfg.steps_per_call, cfg.train_steps - step - n)
-        batches = sharding.shard_batches(prefetch.get(step, n, nxt), run.mesh)
-        new_state, metrics, step_in_call = train_fns[n](state, batches)
-        metrics = sharding.to_host(metrics)
-        bad = _nonfinite(metrics)
-        if bad and cfg.nan_policy == "stop":
-          _stop_on_nonfinite(run, bad, step + int(sharding.to_host(step_in_call)))
-        state, step = new_state, step + n
-        if run.is_chief and (step % cfg.log_every < n or step == cfg.train_steps):
-          now = time.time()
-          writers.log_progress(step, cfg.train_steps, metrics, (step - step_last) / (now - t_last))
-          t_last, step_last = now, step
-        if step % cfg.eval_every == 0 or step == cfg.train_steps:
-          record = evaluator(state, step, metrics)
-          score = evaluator.task.rank(record)
-          if score is not None and (best is None or tuple(score) > tuple(best)):
-            best = list(score)
-            checkpointer.save(step, state, run.meta(step, best, {"record": record}), best=True)
-        if step % cfg.checkpoint_every == 0 or step == cfg.train_steps:
-          checkpointer.save(step, state, run.meta(step, best))
+        (first, n), *upcoming = call_lengths(cfg, run.spc, step, 3)
+        if n not in fns:
+          fns[n] = make_train_fn(cfg, run.nets, run.g_tx, run.d_tx, run.mesh, n, feed_batch(feed.kind))
+        state, bad_step, metrics = fns[n](state, bad_step, feed.data, feed.inputs(first, n, upcoming))
+        calls.append((first, n, metrics))
+        step += n
+        if step < next_boundary(cfg, first) and not (caught and jax.process_count() == 1):
+          continue
+        if int(sharding.to_host(bad_step)) and cfg.nan_policy == "stop":
+          raise _nonfinite_error(run, calls, int(sharding.to_host(bad_step)))
+        metrics, calls = sharding.to_host(metrics), []
+        if run.is_chief and (step % cfg.log_every == 0 or step == cfg.train_steps):
+          progress.log(step, metrics)
+        best, record = _evaluate_and_save(run, evaluator, state, step, best, metrics, record)
         if sharding.any_process(bool(caught)):
           return _preempted(run, state, step, best, record, caught)
   finally:
-    prefetch.close()
+    feed.close()
   return _Outcome(state, record, False)
+
+
+def _evaluate_and_save(run: Run, evaluator: Evaluator, state, step: int, best, metrics, record):
+  """At an eval step: evaluate, keep the best checkpoint; at a checkpoint step: save. (best, record)."""
+  cfg, checkpointer = run.cfg, run.checkpointer
+  if step % cfg.eval_every == 0 or step == cfg.train_steps:
+    record = evaluator(state, step, metrics)
+    score = evaluator.task.rank(record)
+    if score is not None and (best is None or tuple(score) > tuple(best)):
+      best = list(score)
+      checkpointer.save(step, state, run.meta(step, best, {"record": record}), best=True)
+  if step % cfg.checkpoint_every == 0 or step == cfg.train_steps:
+    checkpointer.save(step, state, run.meta(step, best))
+  return best, record
 
 
 def _preempted(run: Run, state, step: int, best, record, caught) -> _Outcome:

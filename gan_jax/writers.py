@@ -5,6 +5,7 @@ Only the chief process (index 0) writes; the others get a writer that does nothi
 import json
 import logging as python_logging
 import os
+import time
 
 import numpy as np
 from absl import logging
@@ -69,6 +70,18 @@ def format_duration(seconds: float) -> str:
   h, rem = divmod(seconds, 3600)
   m, s = divmod(rem, 60)
   return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+class Progress:
+  """Console progress lines: steps/s since the previous line, and the ETA."""
+
+  def __init__(self, step: int, total: int):
+    self.total, self.step, self.time = total, step, time.time()
+
+  def log(self, step: int, metrics: dict):
+    now = time.time()
+    log_progress(step, self.total, metrics, (step - self.step) / max(now - self.time, 1e-9))
+    self.step, self.time = step, now
 
 
 def log_progress(step: int, total: int, metrics: dict, steps_per_sec: float):

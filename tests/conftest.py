@@ -1,11 +1,24 @@
-"""Eight fake CPU devices and the entry points' XLA:CPU flags for every test (set before JAX
-initialises), and shared helpers."""
+"""Every test runs on the CPU platform with eight fake devices and the entry points' XLA:CPU
+flags, on a laptop and on a GPU box alike (set before JAX initialises); tests marked `gpu` run
+their own subprocesses on the accelerator and skip where there is none. No test process
+preallocates accelerator memory. Shared helpers."""
+import functools
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 
-from gan_jax import xla_cpu
+from gan_jax import runtime, xla_cpu
 
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8").strip()
+os.environ["JAX_PLATFORMS"] = "cpu"  # Inherited by the subprocesses the tests start.
+os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
+# One persistent compilation cache per test worker, shared with its run.py subprocesses (never the
+# user's own): the many runs of the same tiny configurations compile once.
+os.environ.setdefault(runtime.CACHE_ENV, tempfile.mkdtemp(prefix="gan_jax_test_cache_"))
 xla_cpu.configure()
+runtime.enable_compilation_cache(os.environ[runtime.CACHE_ENV])
 
 import dataclasses  # noqa: E402
 
@@ -26,3 +39,30 @@ def toy_config(workdir, **overrides):
 @pytest.fixture
 def repo():
   return REPO
+
+
+@functools.lru_cache(maxsize=1)
+def accelerator() -> str:
+  """'gpu' or 'tpu' when JAX finds one outside the CPU pin (asked in a subprocess), else ''."""
+  if not (shutil.which("nvidia-smi") or os.path.exists("/dev/accel0")):
+    return ""
+  env = {k: v for k, v in os.environ.items() if k not in ("JAX_PLATFORMS", "XLA_FLAGS")}
+  out = subprocess.run([sys.executable, "-c", "import jax; print(jax.default_backend())"], env=env,
+                       capture_output=True, text=True, timeout=300)
+  backend = out.stdout.strip().splitlines()[-1] if out.returncode == 0 and out.stdout.strip() else ""
+  return backend if backend in ("gpu", "tpu") else ""
+
+
+def accelerator_env():
+  """The environment for a subprocess that should run on the accelerator."""
+  env = {k: v for k, v in os.environ.items() if k not in ("JAX_PLATFORMS", "XLA_FLAGS")}
+  return env
+
+
+def pytest_collection_modifyitems(config, items):
+  del config
+  gpu_tests = [item for item in items if "gpu" in item.keywords]
+  if gpu_tests and not accelerator():
+    skip = pytest.mark.skip(reason="no GPU or TPU on this machine")
+    for item in gpu_tests:
+      item.add_marker(skip)

@@ -15,13 +15,16 @@ def test_step_time_runs_two_iterations_and_prints_its_table(tmp_path):
   out = tmp_path / "bench.json"
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
   result = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "step_time.py"), "--iters=2",
-                           "--rounds=1", "--only=ring_mlp", f"--json={out}"], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=600)
+                           "--rounds=1", "--configs=ring_mlp", "--precisions=f32,bf16", f"--json={out}"], env=env,
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
-  assert "| config | params | JAX ms/iter" in result.stdout and "| ring_mlp |" in result.stdout
-  figures = json.loads(out.read_text())["configs"]["ring_mlp"]
-  assert figures["params"] > 0 and figures["jax_ms"] > 0 and figures["torch_ms"] > 0
-  assert figures["flops_per_iter"] > 0
+  assert "| config | precision | params | gan-jax ms/iter" in result.stdout and "| ring_mlp | bf16 |" in result.stdout
+  rows = json.loads(out.read_text())["rows"]
+  assert [r["precision"] for r in rows] == ["f32", "bf16"]
+  for r in rows:
+    assert r["params"] == 265_475 and r["jax_ms"] > 0 and r["torch_ms"]["eager"] > 0
+    # 1.49 GFLOP per iteration (XLA's count of the f32 step), the same for both precisions.
+    assert 1.3e9 < r["flops_per_iter"] < 1.7e9
 
 
 @pytest.mark.integration

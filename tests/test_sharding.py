@@ -42,7 +42,9 @@ def one_step_on(cfg, num_devices, data_shape=(2,), num_classes=0):
   batches = data.stacked_batches(data.make_dataset(cfg), 0, 1, cfg.d_steps, cfg.batch_size)
   mesh = sharding.make_mesh(num_devices)
   state = sharding.replicate(create_state(cfg, nets, g_tx, d_tx), mesh)
-  state, metrics, _ = make_train_fn(cfg, nets, g_tx, d_tx, mesh, 1)(state, sharding.shard_batches(batches, mesh))
+  fn = make_train_fn(cfg, nets, g_tx, d_tx, mesh, 1)
+  state, _, metrics = fn(state, sharding.replicate(np.zeros((), np.int32), mesh), {},
+                         sharding.shard_batches(batches, mesh))
   return sharding.to_host(metrics), sharding.to_host(state)
 
 
@@ -134,5 +136,5 @@ def test_two_processes_equal_one_process_with_eight_devices(tmp_path):
     for key in ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm"):
       np.testing.assert_allclose(a[key], b[key], rtol=1e-5, err_msg=key)
   assert sorted(os.listdir(tmp_path / "multi" / "samples")) == ["step_0000010.png", "step_0000020.png"]
-  assert "8 devices" in outs[0]
+  assert "8 cpu devices" in outs[0]
   assert "step 20/20" in outs[0] and "step 20/20" not in outs[1]  # progress lines from process 0 only

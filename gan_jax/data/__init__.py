@@ -5,8 +5,6 @@ global batch `index` as numpy arrays; the batch is a pure function of
 (seed, index), so the input pipeline's position is just the batch index and a
 resumed run reads exactly the batches an uninterrupted run would have read.
 """
-import concurrent.futures
-
 import numpy as np
 
 from gan_jax.data import toy
@@ -26,26 +24,3 @@ def stacked_batches(dataset, first_step: int, num_steps: int, d_steps: int, batc
   out = [[dataset.get_batch((first_step + s) * d_steps + i, batch_size, rows) for i in range(d_steps)]
          for s in range(num_steps)]
   return {key: np.stack([np.stack([b[key] for b in step]) for step in out]) for key in out[0][0]}
-
-
-class Prefetcher:
-  """Prepares the next call's batches on a background thread while the step runs."""
-
-  def __init__(self, make_batches):
-    self._make = make_batches
-    self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=1)
-    self._pending = {}
-
-  def get(self, first_step: int, num_steps: int, next_steps: int = 0):
-    """Batches for steps [first_step, first_step + num_steps); queues the next `next_steps`."""
-    key = (first_step, num_steps)
-    fut = self._pending.pop(key, None)
-    result = fut.result() if fut is not None else self._make(first_step, num_steps)
-    self._pending.clear()
-    if next_steps > 0:
-      nxt = (first_step + num_steps, next_steps)
-      self._pending[nxt] = self._pool.submit(self._make, *nxt)
-    return result
-
-  def close(self):
-    self._pool.shutdown(wait=False, cancel_futures=True)

@@ -45,7 +45,7 @@ def to_classifier_input(images):
 def load_params():
   if not os.path.exists(WEIGHTS):
     raise FileNotFoundError(f"{WEIGHTS} is missing: run experiments/train_digit_classifier.py")
-  template = DigitCNN().init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 1)))["params"]
+  template = jax.eval_shape(lambda: DigitCNN().init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 1))))["params"]
   with open(WEIGHTS, "rb") as f:
     return flax.serialization.from_bytes(template, f.read())
 

@@ -2,6 +2,7 @@
 from typing import NamedTuple, Optional, Sequence
 
 import flax.linen as nn
+import jax.numpy as jnp
 
 from gan_jax.errors import ConfigError
 from gan_jax.nets.dcgan import DCGANDiscriminator, DCGANGenerator
@@ -42,24 +43,31 @@ def _conditioning(cfg, num_classes):
   return cfg.conditioning, num_classes
 
 
+# --precision -> the hidden layers' computation dtype (None: float32, as the parameters).
+COMPUTE_DTYPES = {"f32": None, "bf16": jnp.bfloat16}
+
+
 def _mlp(cfg, data_shape, axis_name, conditioning, num_classes):
   del axis_name
+  dtype = COMPUTE_DTYPES[cfg.precision]
   return (MLPGenerator(hidden=tuple(cfg.g_hidden), out_shape=tuple(data_shape), output=cfg.g_output,
-                       num_classes=num_classes, vbn_reference_size=cfg.virtual_batch_norm),
+                       num_classes=num_classes, vbn_reference_size=cfg.virtual_batch_norm, dtype=dtype),
           MLPDiscriminator(hidden=tuple(cfg.d_hidden), activation=cfg.d_activation,
                            maxout_pieces=cfg.maxout_pieces, dropout=cfg.d_dropout,
                            spectral_norm=cfg.spectral_norm, conditioning=conditioning,
-                           num_classes=num_classes, minibatch_kernels=cfg.minibatch_discrimination))
+                           num_classes=num_classes, minibatch_kernels=cfg.minibatch_discrimination, dtype=dtype))
 
 
 def _dcgan(cfg, data_shape, axis_name, conditioning, num_classes):
   res, _, channels = data_shape
   bn_axis = axis_name if cfg.bn_sync else None
+  dtype = COMPUTE_DTYPES[cfg.precision]
   return (DCGANGenerator(resolution=res, channels=channels, width=cfg.width, bn_axis_name=bn_axis,
-                         num_classes=num_classes, vbn_reference_size=cfg.virtual_batch_norm),
+                         num_classes=num_classes, vbn_reference_size=cfg.virtual_batch_norm, dtype=dtype),
           DCGANDiscriminator(resolution=res, width=cfg.width, bn_axis_name=bn_axis,
                              spectral_norm=cfg.spectral_norm, conditioning=conditioning,
-                             num_classes=num_classes, minibatch_kernels=cfg.minibatch_discrimination))
+                             num_classes=num_classes, minibatch_kernels=cfg.minibatch_discrimination,
+                             dtype=dtype))
 
 
 NETS = {"mlp": _mlp, "dcgan": _dcgan}

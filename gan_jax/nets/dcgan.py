@@ -5,16 +5,19 @@ pooling; batch norm in G and D except G's output and D's input layers; no
 fully connected hidden layers (G's first layer is a projection of z reshaped to
 a 4x4 (7x7 for 28 px) map, D's last a convolution covering the final map);
 ReLU in G with tanh on the output; LeakyReLU(0.2) in D; weights N(0, 0.02).
+`dtype` is the computation dtype of the hidden layers (None: float32); G's output layer and D's
+head compute in float32; parameters and batch-norm statistics are float32.
 
 For `resolution=32, width=64, channels=1`:
   G: z[100] -> 256@4x4 -> 128@8x8 -> 64@16x16 -> 1@32x32
   D: 1@32x32 -> 64@16x16 -> 128@8x8 -> 256@4x4 -> logit
 """
 import math
-from typing import Optional
+from typing import Any, Optional
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 
 from gan_jax.nets.layers import (ConvTranspose2x, DiscriminatorHead, VirtualBatchNorm, concat_labels,
                                  generator_input)
@@ -31,8 +34,12 @@ def _layout(resolution: int):
   return start, n
 
 
-def _batch_norm(train: bool, axis_name: Optional[str]):
-  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+def _f32(x):
+  return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
+def _batch_norm(train: bool, axis_name: Optional[str], dtype=None):
+  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype,
                       axis_name=axis_name if train else None,
                       scale_init=lambda k, s, d=None: 1.0 + 0.02 * jax.random.normal(k, s))
 
@@ -49,22 +56,23 @@ class DCGANGenerator(nn.Module):
   bn_axis_name: Optional[str] = None
   num_classes: int = 0
   vbn_reference_size: int = 0
+  dtype: Optional[Any] = None
 
   @nn.compact
   def __call__(self, z, labels=None, train: bool = True):
     start, n_up = _layout(self.resolution)
     r = self.vbn_reference_size
-    norm = lambda: VirtualBatchNorm(r) if r else _batch_norm(train, self.bn_axis_name)  # noqa: E731
+    norm = lambda: VirtualBatchNorm(r) if r else _batch_norm(train, self.bn_axis_name, self.dtype)  # noqa: E731
     h = generator_input(self, z, labels, self.num_classes, r)
     c = self.width * 2 ** (n_up - 1)
-    h = nn.Dense(start * start * c, use_bias=False, kernel_init=INIT)(h)
+    h = nn.Dense(start * start * c, use_bias=False, kernel_init=INIT, dtype=self.dtype)(h)
     h = h.reshape(h.shape[0], start, start, c)
     h = nn.relu(norm()(h))
     for _ in range(n_up - 1):
       c //= 2
-      h = ConvTranspose2x(c, use_bias=False, kernel_init=INIT)(h)
+      h = ConvTranspose2x(c, use_bias=False, kernel_init=INIT, dtype=self.dtype)(h)
       h = nn.relu(norm()(h))
-    return nn.tanh(ConvTranspose2x(self.channels, kernel_init=INIT)(h[r:]))
+    return nn.tanh(ConvTranspose2x(self.channels, kernel_init=INIT)(_f32(h[r:])))
 
 
 class DCGANDiscriminator(nn.Module):
@@ -82,13 +90,14 @@ class DCGANDiscriminator(nn.Module):
   conditioning: str = "none"
   num_classes: int = 0
   minibatch_kernels: int = 0
+  dtype: Optional[Any] = None
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True, features: bool = False):
     _, n_down = _layout(self.resolution)
 
     def conv(h, *args, **kwargs):
-      layer = nn.Conv(*args, kernel_init=INIT, **kwargs)
+      layer = nn.Conv(*args, kernel_init=INIT, dtype=self.dtype, **kwargs)
       return nn.SpectralNorm(layer)(h, update_stats=train) if self.spectral_norm else layer(h)
 
     def dense(width):
@@ -100,8 +109,9 @@ class DCGANDiscriminator(nn.Module):
       h = conv(h, self.width * 2 ** i, (4, 4), strides=(2, 2), padding="SAME",
                use_bias=(i == 0 or self.spectral_norm))
       if i > 0 and not self.spectral_norm:
-        h = _batch_norm(train, self.bn_axis_name)(h)
+        h = _batch_norm(train, self.bn_axis_name, self.dtype)(h)
       h = nn.leaky_relu(h, 0.2)
+    h = _f32(h)
     logits, class_logits = DiscriminatorHead(
         self.conditioning, self.num_classes, self.minibatch_kernels, dense=dense)(
             h.reshape(h.shape[0], -1), labels)

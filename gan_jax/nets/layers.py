@@ -1,7 +1,7 @@
 """Layers the GAN networks share: a fast stride-2 transposed convolution, maxout, PacGAN packing,
 virtual batch norm, minibatch discrimination and label conditioning."""
 import dataclasses
-from typing import Callable
+from typing import Any, Callable, Optional
 
 import flax.linen as nn
 import jax
@@ -58,13 +58,16 @@ class ConvTranspose2x(nn.Module):
   features: int
   use_bias: bool = True
   kernel_init: Callable = nn.initializers.normal(0.02)
+  dtype: Optional[Any] = None  # computation dtype (None: that of the input); parameters stay float32
 
   @nn.compact
   def __call__(self, x):
     kernel = self.param("kernel", self.kernel_init, (4, 4, x.shape[-1], self.features))
+    if self.dtype is not None:
+      x, kernel = x.astype(self.dtype), kernel.astype(self.dtype)
     y = subpixel_conv_transpose(x, kernel)
     if self.use_bias:
-      y = y + self.param("bias", nn.initializers.zeros, (self.features,))
+      y = y + self.param("bias", nn.initializers.zeros, (self.features,)).astype(y.dtype)
     return y
 
 
@@ -72,10 +75,11 @@ class Maxout(nn.Module):
   """h_i = max_j (x W_ij + b_ij), j < pieces (Goodfellow et al. 2013). [B, D] -> [B, features]."""
   features: int
   pieces: int
+  dtype: Optional[Any] = None
 
   @nn.compact
   def __call__(self, x):
-    y = nn.Dense(self.features * self.pieces)(x)
+    y = nn.Dense(self.features * self.pieces, dtype=self.dtype)(x)
     return jnp.max(y.reshape(*y.shape[:-1], self.features, self.pieces), axis=-1)
 
 
@@ -134,6 +138,9 @@ class VirtualBatchNorm(nn.Module):
 
   @nn.compact
   def __call__(self, x):
+    """Statistics and normalisation in float32 at least; the output in x's dtype."""
+    out_dtype = x.dtype
+    x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
     r = self.reference_size
     ref = x[:r]
     batch_axes, own_axes = tuple(range(x.ndim - 1)), tuple(range(1, x.ndim - 1))
@@ -147,7 +154,7 @@ class VirtualBatchNorm(nn.Module):
     var = jnp.maximum(sq - jnp.square(mean), 0.0)
     scale = self.param("scale", nn.initializers.ones, (x.shape[-1],))
     bias = self.param("bias", nn.initializers.zeros, (x.shape[-1],))
-    return (x - mean) * lax.rsqrt(var + self.epsilon) * scale + bias
+    return ((x - mean) * lax.rsqrt(var + self.epsilon) * scale + bias).astype(out_dtype)
 
 
 class MinibatchDiscrimination(nn.Module):
@@ -162,6 +169,7 @@ class MinibatchDiscrimination(nn.Module):
 
   @nn.compact
   def __call__(self, h):
+    h = h.astype(jnp.promote_types(h.dtype, jnp.float32))  # exp(-L1 distances): in float32
     t = self.param("kernel", nn.initializers.normal(0.1), (h.shape[-1], self.num_kernels * self.kernel_dim))
     m = (h @ t).reshape(h.shape[0], self.num_kernels, self.kernel_dim)
     l1 = jnp.sum(jnp.abs(m[:, None] - m[None, :]), axis=-1)  # [N, N, num_kernels]
@@ -175,7 +183,8 @@ class DiscriminatorHead(nn.Module):
   conditioning 'projection' (Miyato & Koyama 2018): logit = w.h + b + embed(y).h;
   'acgan' (Odena et al. 2017): a second, auxiliary classifier head of C logits;
   'none' / 'concat' (labels enter at the input): logit = w.h + b.
-  Optional minibatch discrimination features are appended to h first.
+  Optional minibatch discrimination features are appended to h first. Computed in float32
+  whatever the precision of the layers below (the logits feed the losses).
   """
   conditioning: str = "none"
   num_classes: int = 0
@@ -185,6 +194,7 @@ class DiscriminatorHead(nn.Module):
 
   @nn.compact
   def __call__(self, h, labels=None):
+    h = h.astype(jnp.promote_types(h.dtype, jnp.float32))
     if self.minibatch_kernels:
       h = MinibatchDiscrimination(self.minibatch_kernels, self.minibatch_kernel_dim)(h)
     logit = jnp.squeeze(self.dense(1)(h), -1)

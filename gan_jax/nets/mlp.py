@@ -1,7 +1,12 @@
-"""The fully connected networks of the original GAN paper (Goodfellow et al. 2014)."""
-from typing import Sequence
+"""The fully connected networks of the original GAN paper (Goodfellow et al. 2014).
+
+`dtype` is the computation dtype of the hidden layers (None: float32); G's output layer and D's
+head compute in float32, and every parameter is float32.
+"""
+from typing import Any, Optional, Sequence
 
 import flax.linen as nn
+import jax.numpy as jnp
 import numpy as np
 
 from gan_jax.nets.layers import (ACTIVATIONS, DiscriminatorHead, Maxout, VirtualBatchNorm,
@@ -19,17 +24,18 @@ class MLPGenerator(nn.Module):
   output: str = "linear"
   num_classes: int = 0
   vbn_reference_size: int = 0
+  dtype: Optional[Any] = None
 
   @nn.compact
   def __call__(self, z, labels=None, train: bool = True):
     r = self.vbn_reference_size
     h = generator_input(self, z, labels, self.num_classes, r)
     for width in self.hidden:
-      h = nn.Dense(width)(h)
+      h = nn.Dense(width, dtype=self.dtype)(h)
       if r:
         h = VirtualBatchNorm(r)(h)
       h = nn.relu(h)
-    x = nn.Dense(int(np.prod(self.out_shape)))(h)[r:]
+    x = nn.Dense(int(np.prod(self.out_shape)))(h.astype(jnp.promote_types(h.dtype, jnp.float32)))[r:]
     return ACTIVATIONS[self.output](x).reshape(z.shape[0], *self.out_shape)
 
 
@@ -47,11 +53,14 @@ class MLPDiscriminator(nn.Module):
   conditioning: str = "none"
   num_classes: int = 0
   minibatch_kernels: int = 0
+  dtype: Optional[Any] = None
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True, features: bool = False):
-    dense = lambda width, h: (nn.SpectralNorm(nn.Dense(width))(h, update_stats=train)  # noqa: E731
-                              if self.spectral_norm else nn.Dense(width)(h))
+    def dense(width, h, dtype=self.dtype):
+      layer = nn.Dense(width, dtype=dtype)
+      return nn.SpectralNorm(layer)(h, update_stats=train) if self.spectral_norm else layer(h)
+
     h = x.reshape(x.shape[0], -1)
     if self.conditioning == "concat":
       h = concat_labels(h, labels, self.num_classes)
@@ -59,12 +68,13 @@ class MLPDiscriminator(nn.Module):
       if self.dropout:
         h = nn.Dropout(self.dropout, deterministic=not train)(h)
       if self.activation == "maxout":
-        h = Maxout(width, self.maxout_pieces)(h)
+        h = Maxout(width, self.maxout_pieces, dtype=self.dtype)(h)
       else:
         h = ACTIVATIONS[self.activation](dense(width, h))
     if self.dropout:
       h = nn.Dropout(self.dropout, deterministic=not train)(h)
+    h = h.astype(jnp.promote_types(h.dtype, jnp.float32))
     logits, class_logits = DiscriminatorHead(
         self.conditioning, self.num_classes, self.minibatch_kernels,
-        dense=lambda width: lambda v: dense(width, v))(h, labels)
+        dense=lambda width: lambda v: dense(width, v, None))(h, labels)
     return (logits, h, class_logits) if features else logits

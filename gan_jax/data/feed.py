@@ -1,0 +1,115 @@
+"""How batches reach the training step: gathered on the devices, or prepared on host threads.
+
+`DeviceFeed`: an image dataset that fits in memory lives on every device as uint8 (one copy per
+device, sent once); per call only the int32 indices of the call's rows travel, and the step
+gathers its batch on device and maps pixels to [-1, 1] through the same float32 table the host
+path uses, so the batches are the host path's bit for bit.
+`HostFeed`: toy streams and datasets too large for memory; batches of the next calls are made on
+a thread pool (two calls in flight) while the devices run.
+
+Both answer `inputs(first_step, num_steps, upcoming)` with the call's inputs, leaves
+[num_steps, k, B_global, ...] sharded over the devices (each process supplies only its rows), and
+`data`, the arrays every call takes (the resident dataset, or nothing). Inside the step,
+`batch(data, inputs)` turns one step's inputs into {'x', 'label'}.
+"""
+import concurrent.futures
+import time
+
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from gan_jax import sharding
+from gan_jax.data import stacked_batches
+from gan_jax.data.images import PIXEL_VALUES
+
+DEVICE_DATA_LIMIT = 2 << 30  # Bytes of uint8 images a dataset may hold to be copied to every device.
+
+
+class DeviceFeed:
+  """An in-memory image dataset resident on the devices; batches gathered by index inside the step."""
+  kind = "device"
+
+  def __init__(self, dataset, mesh, d_steps: int, batch_size: int):
+    images, labels = dataset.arrays
+    self.dataset, self.mesh, self.d_steps, self.batch_size = dataset, mesh, d_steps, batch_size
+    self.rows = sharding.process_rows(batch_size)
+    self.data = sharding.replicate({"images": images, "labels": labels, "pixels": PIXEL_VALUES}, mesh)
+
+  def indices(self, first_step: int, num_steps: int):
+    """int32 [num_steps, k, b_process]: this process's rows of each batch, as dataset indices."""
+    k = self.d_steps
+    return np.stack([np.stack([self.dataset.indices((first_step + s) * k + i, self.batch_size, self.rows)
+                               for i in range(k)]) for s in range(num_steps)]).astype(np.int32)
+
+  def inputs(self, first_step: int, num_steps: int, upcoming=()):
+    del upcoming  # Indices take microseconds: nothing to prepare ahead.
+    return sharding.shard_batches({"index": self.indices(first_step, num_steps)}, self.mesh)
+
+  @staticmethod
+  def batch(data, inputs):
+    """One step's batches {'x': float32 [k, b, R, R, C], 'label': int32 [k, b]} from indices [k, b]."""
+    index = inputs["index"]
+    return {"x": jnp.take(data["pixels"], jnp.take(data["images"], index, axis=0).astype(jnp.int32)),
+            "label": jnp.take(data["labels"], index, axis=0)}
+
+  def close(self):
+    pass
+
+
+class HostFeed:
+  """Batches made by `stacked_batches` on host threads, up to two calls ahead."""
+  kind = "host"
+
+  def __init__(self, dataset, mesh, d_steps: int, batch_size: int):
+    self.dataset, self.mesh, self.d_steps, self.batch_size = dataset, mesh, d_steps, batch_size
+    self.rows = sharding.process_rows(batch_size)
+    self.data = {}
+    self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
+    self._pending = {}
+
+  def _make(self, first_step: int, num_steps: int):
+    return stacked_batches(self.dataset, first_step, num_steps, self.d_steps, self.batch_size, self.rows)
+
+  def inputs(self, first_step: int, num_steps: int, upcoming=()):
+    """The call's batches on the devices; queues the calls in `upcoming` ((first_step, num_steps), ...)."""
+    fut = self._pending.pop((first_step, num_steps), None)
+    host = fut.result() if fut is not None else self._make(first_step, num_steps)
+    for stale in [key for key in self._pending if key[0] < first_step + num_steps]:
+      self._pending.pop(stale).cancel()
+    for call in upcoming:
+      if call not in self._pending and call[1] > 0:
+        self._pending[call] = self._pool.submit(self._make, *call)
+    return sharding.shard_batches(host, self.mesh)
+
+  @staticmethod
+  def batch(data, inputs):
+    del data
+    return inputs
+
+  def close(self):
+    self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def fits_on_device(dataset) -> bool:
+  """An image dataset whose uint8 pixels fit DEVICE_DATA_LIMIT (toy streams never do)."""
+  shape = getattr(dataset, "data_shape", None)
+  return (hasattr(dataset, "arrays") and shape is not None
+          and dataset.num_examples * int(np.prod(shape)) <= DEVICE_DATA_LIMIT)
+
+
+def make_feed(dataset, mesh, d_steps: int, batch_size: int, on_device: bool = True):
+  """DeviceFeed for image datasets that fit in memory (read whole first if needed), else HostFeed."""
+  if on_device and fits_on_device(dataset):
+    if dataset.arrays is None:
+      t = time.time()
+      dataset.load_all()
+      logging.info("read all %d examples of %s into memory in %.1f s", dataset.num_examples, dataset.name,
+                   time.time() - t)
+    return DeviceFeed(dataset, mesh, d_steps, batch_size)
+  return HostFeed(dataset, mesh, d_steps, batch_size)
+
+
+def feed_batch(kind: str):
+  """The in-step batch function of a feed kind ('device' or 'host')."""
+  return {"device": DeviceFeed.batch, "host": HostFeed.batch}[kind]

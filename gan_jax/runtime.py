@@ -1,0 +1,33 @@
+"""Process-wide JAX settings the entry points apply before the first computation.
+
+XLA:CPU flags live in `xla_cpu.py` (they must be set before JAX starts its CPU backend); this
+module holds the persistent compilation cache: compiled steps are written to a directory and a
+rerun or a resume of the same configuration loads them instead of compiling again.
+"""
+import os
+
+CACHE_ENV = "GAN_JAX_COMPILATION_CACHE"  # Overrides the default directory; empty turns the cache off.
+
+
+def default_cache_dir() -> str:
+  """$GAN_JAX_COMPILATION_CACHE, else $XDG_CACHE_HOME/gan_jax/jax (~/.cache/gan_jax/jax)."""
+  if CACHE_ENV in os.environ:
+    return os.environ[CACHE_ENV]
+  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+  return os.path.join(base, "gan_jax", "jax")
+
+
+def enable_compilation_cache(directory: str, min_compile_seconds: float = 0.5) -> str:
+  """Turns JAX's persistent compilation cache on in `directory` ('' leaves it off); returns it.
+
+  Programs that took at least `min_compile_seconds` to compile are cached (the training steps,
+  evaluation and sampling functions; not the many tiny ones).
+  """
+  import jax
+  if not directory:
+    return ""
+  os.makedirs(directory, exist_ok=True)
+  jax.config.update("jax_compilation_cache_dir", directory)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_seconds)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+  return directory
