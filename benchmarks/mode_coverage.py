@@ -88,6 +88,8 @@ def run_one(dataset, variant, seed, args):
       json.dump({"seconds": time.time() - t}, f)
   with open(done) as f:
     out = json.load(f)
+  for key, value in out.pop("nonfinite", {}).items():  # strict JSON writes inf as null and names it here
+    out[key] = float(value)
   if os.path.exists(timing):
     with open(timing) as f:
       out.update(json.load(f))

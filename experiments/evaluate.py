@@ -8,7 +8,6 @@ digits); for DCGAN, the accuracy of a linear classifier on D's features with 100
 interpolations.png and class_means.png in WORKDIR/eval. Toy runs: modes, high quality, reverse KL.
 The table is also written to WORKDIR/eval/evaluation.json.
 """
-import json
 import os
 import sys
 
@@ -29,22 +28,26 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  from gan_jax import errors, evaluation, writers
+  from gan_jax import errors, evaluation, workdir, writers
   writers.quiet_library_logs()
   if not FLAGS.workdir:
-    print("error: --workdir is required", file=sys.stderr)
-    sys.exit(2)
+    fail("--workdir is required: the directory of a training run")
+  if FLAGS.num_samples < 10:
+    fail(f"--num_samples={FLAGS.num_samples}: must be at least 10 (the score splits the samples in 10)")
+  if FLAGS.seed < 0:
+    fail(f"--seed={FLAGS.seed}: must be >= 0")
   try:
     result = evaluation.evaluate_run(FLAGS.workdir, FLAGS.step, FLAGS.best, FLAGS.num_samples, FLAGS.seed,
                                      FLAGS.parzen)
-  except errors.CheckpointError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+  except (errors.CheckpointError, errors.DataError, errors.ConfigError) as e:
+    fail(str(e))
   print(evaluation.format_table(result))
-  out = os.path.join(FLAGS.workdir, "eval", "evaluation.json")
-  os.makedirs(os.path.dirname(out), exist_ok=True)
-  with open(out, "w") as f:
-    json.dump(result, f, indent=1)
+  workdir.write_json(os.path.join(FLAGS.workdir, "eval", "evaluation.json"), result)
+
+
+def fail(message):
+  print(f"error: {message}", file=sys.stderr)
+  sys.exit(2)
 
 
 if __name__ == "__main__":

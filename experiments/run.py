@@ -64,19 +64,30 @@ def config_from_flags() -> config_lib.Config:
   return config_lib.Config(**values)
 
 
+def _flagfile_path(path: str) -> str:
+  """`ring.flags` also finds experiments/ring.flags; a missing file is one error line."""
+  if os.path.exists(path):
+    return path
+  if os.path.exists(os.path.join(EXPERIMENTS, path)):
+    return os.path.join(EXPERIMENTS, path)
+  fail(f"--flagfile={path}: no such file here or in {EXPERIMENTS}; "
+       f"available: {', '.join(sorted(f for f in os.listdir(EXPERIMENTS) if f.endswith('.flags')))}")
+
+
 def resolve_flagfiles(argv):
-  """`--flagfile=ring.flags` also finds experiments/ring.flags."""
-  out = []
-  for arg in argv:
-    if arg.startswith("--flagfile="):
-      path = arg.split("=", 1)[1]
-      if not os.path.exists(path) and os.path.exists(os.path.join(EXPERIMENTS, path)):
-        arg = "--flagfile=" + os.path.join(EXPERIMENTS, path)
-      elif not os.path.exists(path):
-        fail(f"--flagfile={path}: no such file here or in {EXPERIMENTS}; "
-             f"available: {', '.join(sorted(f for f in os.listdir(EXPERIMENTS) if f.endswith('.flags')))}")
-    out.append(arg)
-  return out
+  """Flagfiles first (in their order), then every other flag: a flag on the command line wins over a
+  flagfile's wherever it stands (absl applies flags in order, so a flagfile read later would win)."""
+  program, args = argv[:1], list(argv[1:])
+  flagfiles, others = [], []
+  while args:
+    arg = args.pop(0)
+    if arg.startswith(("--flagfile=", "-flagfile=")):
+      flagfiles.append("--flagfile=" + _flagfile_path(arg.split("=", 1)[1]))
+    elif arg in ("--flagfile", "-flagfile") and args:
+      flagfiles.append("--flagfile=" + _flagfile_path(args.pop(0)))
+    else:
+      others.append(arg)
+  return program + flagfiles + others
 
 
 def fail(message: str):
@@ -84,26 +95,50 @@ def fail(message: str):
   sys.exit(2)
 
 
+HELP = ("--help", "-help", "-h", "--helpfull", "-helpfull", "--helpshort", "-helpshort", "-?")
+
+
 def parse_flags(argv):
+  if any(arg in HELP for arg in argv[1:]):  # absl exits 1 after printing help; asking for it is no error
+    print(flags.FLAGS.main_module_help() if "short" in " ".join(argv) else flags.FLAGS.get_help())
+    sys.exit(0)
   try:
     return flags.FLAGS(resolve_flagfiles(argv))
   except flags.Error as e:
     fail(f"{e}. See --helpfull for the valid flags.")
 
 
+def check_distributed_flags(f):
+  """--coordinator_address, --num_processes and --process_id go together (or --distributed alone)."""
+  given = {"coordinator_address": bool(f.coordinator_address), "num_processes": f.num_processes > 0,
+           "process_id": f.process_id >= 0}
+  if any(given.values()) and not all(given.values()):
+    missing = ", ".join(f"--{k}" for k, v in given.items() if not v)
+    fail(f"--{next(k for k, v in given.items() if v)} needs {missing} too: a multi-process job is started "
+         "with all three (or with --distributed to read them from SLURM, Open MPI or a TPU pod)")
+  if all(given.values()) and not f.process_id < f.num_processes:
+    fail(f"--process_id={f.process_id}: must lie in [0, --num_processes={f.num_processes})")
+
+
 def main(argv):
   writers.quiet_library_logs()
   if len(argv) > 1:
     fail(f"unexpected arguments {argv[1:]}; flags are written --name=value")
-  from gan_jax import runtime, sharding, train  # Imported after flag parsing: JAX starts here.
+  check_distributed_flags(flags.FLAGS)
   try:
+    from gan_jax import runtime, sharding, train  # Imported after flag parsing: JAX starts here.
     cfg = config_lib.validate(config_from_flags())
     f = flags.FLAGS
     sharding.initialize_distributed(f.coordinator_address, f.num_processes, f.process_id, f.distributed)
     runtime.enable_compilation_cache(f.compilation_cache)
     train.train_and_evaluate(cfg)
-  except (errors.ConfigError, errors.DataError, errors.NonFiniteError) as e:
+  except (errors.ConfigError, errors.DataError, errors.NonFiniteError, errors.CheckpointError,
+          errors.WorkdirError) as e:
     fail(str(e))
+  except KeyboardInterrupt:  # Ctrl-C before training began (during it, the loop saves and exits 0)
+    print("error: interrupted before the first training step; nothing was saved (a new workdir is "
+          "removed again); rerun the same command to start", file=sys.stderr, flush=True)
+    os._exit(130)  # Not sys.exit: a compilation still running in XLA's threads can crash the teardown.
   logging.info("done: outputs in %s", flags.FLAGS.workdir)
 
 

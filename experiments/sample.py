@@ -24,6 +24,7 @@ flags.DEFINE_integer("seed", 0, "Seed of the latents.")
 flags.DEFINE_string("out", "samples.png", "Output file: .png or .npz.")
 flags.DEFINE_integer("label", None, "Class of every sample, for a run trained with --conditioning "
                      "(default: the classes in turn).")
+flags.DEFINE_bool("overwrite", False, "Replace --out if it exists (otherwise an existing file is refused).")
 FLAGS = flags.FLAGS
 
 
@@ -43,6 +44,10 @@ def main(argv):
   ext = os.path.splitext(FLAGS.out)[1].lower()
   if ext not in (".png", ".npz"):
     fail(f"--out={FLAGS.out}: the file must end in .png or .npz")
+  if os.path.exists(FLAGS.out) and not FLAGS.overwrite:
+    fail(f"--out={FLAGS.out}: the file exists; pass --overwrite to replace it, or another --out")
+  if FLAGS.seed < 0:
+    fail(f"--seed={FLAGS.seed}: must be >= 0")
   from gan_jax import errors, restore, tasks
   from gan_jax.generate import generate_samples
   try:

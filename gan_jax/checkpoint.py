@@ -3,13 +3,18 @@
 Layout (orbax's own): WORKDIR/checkpoints/<step>/{state,meta}, the newest
 `keep` kept, written asynchronously; WORKDIR/checkpoints_best/<step>/ holds the
 best evaluation so far and is never rotated away by the periodic ones.
-A checkpoint that cannot be read (e.g. a job killed while writing it) is moved
-to WORKDIR/checkpoints_corrupt/ — never deleted — and the next newest is used.
+The metadata holds a sha256 of the state's arrays (orbax verifies no contents);
+a restore recomputes it. A checkpoint that cannot be read (a job killed while
+writing it), whose arrays do not match their digest (a flipped byte) or are not
+finite, is moved to WORKDIR/checkpoints_corrupt/ — never deleted — and the next
+newest is used.
 """
+import hashlib
 import os
 import shutil
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
@@ -21,10 +26,21 @@ def absolute(path: str) -> str:
   return path if "://" in path else os.path.abspath(path)
 
 
-def _manager(directory: str, keep: int | None = None, async_save: bool = True) -> ocp.CheckpointManager:
+def _manager(directory: str, keep: int | None = None, barrier_prefix: str | None = None,
+             timeout_seconds: int = 1200) -> ocp.CheckpointManager:
+  """An orbax manager; `barrier_prefix` names its multi-process barriers apart from another manager's.
+
+  Asynchronous saves end at coordination-service barriers named after the step
+  ('async_write_complete.<step>'): two managers saving the same step at once (the best and the
+  periodic checkpoint of an evaluation step) would enter one barrier twice and one save would fail
+  ("Barrier ... is already ongoing") while the other process waits for ever. Distinct prefixes,
+  orbax's own means, make the two barriers distinct; `timeout_seconds` bounds every wait.
+  """
   return ocp.CheckpointManager(
       absolute(directory), options=ocp.CheckpointManagerOptions(
-          max_to_keep=keep, create=keep is not None, enable_async_checkpointing=async_save))
+          max_to_keep=keep, create=keep is not None, enable_async_checkpointing=True,
+          multiprocessing_options=ocp.options.MultiprocessingOptions(barrier_sync_key_prefix=barrier_prefix),
+          async_options=ocp.options.AsyncOptions(timeout_secs=timeout_seconds)))
 
 
 def _restore_args(abstract_state=None):
@@ -34,10 +50,39 @@ def _restore_args(abstract_state=None):
   return ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore())
 
 
+def state_digest(state) -> str:
+  """sha256 over every array of the state (dtype, shape and bytes, in tree order), on this host."""
+  h = hashlib.sha256()
+  for leaf in jax.tree.leaves(state):
+    a = np.asarray(leaf.addressable_data(0)) if isinstance(leaf, jax.Array) else np.asarray(leaf)
+    h.update(f"{a.dtype}{a.shape}".encode())
+    h.update(np.ascontiguousarray(a).tobytes())
+  return h.hexdigest()
+
+
+class CorruptCheckpoint(ValueError):
+  """A checkpoint that reads but must not be trained from."""
+
+
+def verify(state, meta: dict):
+  """Raises CorruptCheckpoint when the state does not match its saved digest or is not finite."""
+  expected = meta.get("state_sha256")
+  if expected is not None and state_digest(state) != expected:
+    raise CorruptCheckpoint("its arrays do not match the sha256 saved with them")
+  for leaf in jax.tree.leaves(state):
+    a = np.asarray(leaf.addressable_data(0)) if isinstance(leaf, jax.Array) else np.asarray(leaf)
+    if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):
+      raise CorruptCheckpoint("it holds non-finite numbers")
+
+
 def _restore(mngr: ocp.CheckpointManager, step: int, abstract_state=None):
-  """(state or None, meta dict) of checkpoint `step`: the one restore path."""
+  """(state or None, meta dict) of checkpoint `step`, verified: the one restore path."""
   restored = mngr.restore(step, args=_restore_args(abstract_state))
-  return (restored.state if abstract_state is not None else None), dict(restored.meta)
+  meta = dict(restored.meta)
+  if abstract_state is None:
+    return None, meta
+  verify(restored.state, meta)
+  return restored.state, meta
 
 
 def read_meta(directory: str, step: int | None = None):
@@ -55,26 +100,43 @@ def read_meta(directory: str, step: int | None = None):
 
 
 class Checkpointer:
-  """Saves and restores `GANState` + metadata under WORKDIR/checkpoints{,_best}."""
+  """Saves and restores `GANState` + metadata under WORKDIR/checkpoints{,_best}.
 
-  def __init__(self, workdir: str, keep: int):
+  A save that fails on this process (its write, or a barrier another process never reached
+  within `timeout_seconds`) surfaces at the next save, wait or close as a CheckpointError naming
+  the directory, so every process of a job stops within the timeout instead of waiting for ever.
+  """
+
+  def __init__(self, workdir: str, keep: int, timeout_seconds: int = 1200):
     self.workdir = workdir = absolute(workdir)
     self.directory = os.path.join(workdir, "checkpoints")
     self.best_directory = os.path.join(workdir, "checkpoints_best")
-    self._mngr = _manager(self.directory, keep)
-    self._best = _manager(self.best_directory, 1)
+    self._mngr = _manager(self.directory, keep, "periodic", timeout_seconds)
+    self._best = _manager(self.best_directory, 1, "best", timeout_seconds)
+
+  def _reporting(self, mngr, action):
+    try:
+      return action()
+    except Exception as e:  # noqa: BLE001 - orbax raises many types from its background threads.
+      directory = self.best_directory if mngr is self._best else self.directory
+      message = str(e).strip().splitlines()[0][:240] if str(e).strip() else ""
+      raise CheckpointError(f"saving a checkpoint in {directory} failed on process {jax.process_index()} "
+                            f"({type(e).__name__}: {message}); the checkpoints written before are kept. "
+                            "Rerun the same command to resume") from e
 
   def save(self, step: int, state, meta: dict, best: bool = False):
-    """Starts an asynchronous save; `best` writes to checkpoints_best/ instead."""
+    """Starts an asynchronous save (with the state's digest in the metadata); `best` writes to
+    checkpoints_best/ instead."""
     mngr = self._best if best else self._mngr
     if step in mngr.all_steps():
       return
-    mngr.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                            meta=ocp.args.JsonSave(meta)), force=True)
+    meta = {**meta, "state_sha256": state_digest(state)}
+    self._reporting(mngr, lambda: mngr.save(step, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(meta)), force=True))
 
   def wait(self):
-    self._mngr.wait_until_finished()
-    self._best.wait_until_finished()
+    for mngr in (self._mngr, self._best):
+      self._reporting(mngr, mngr.wait_until_finished)
 
   def latest_step(self):
     return self._mngr.latest_step()
@@ -82,7 +144,7 @@ class Checkpointer:
   def restore_latest(self, abstract_state):
     """(state, meta, step) from the newest readable checkpoint, or None if there is none.
 
-    Unreadable checkpoints are set aside in checkpoints_corrupt/ with a warning.
+    Unreadable, unverified or non-finite checkpoints are set aside in checkpoints_corrupt/ with a warning.
     """
     for step in sorted(self._mngr.all_steps(), reverse=True):
       try:
@@ -104,9 +166,16 @@ class Checkpointer:
     self._mngr.reload()
 
   def close(self):
-    self.wait()
-    self._mngr.close()
-    self._best.close()
+    """Waits for the saves in flight and closes both managers; raises the first failure of them."""
+    failures = []
+    for step in (self.wait, lambda: self._reporting(self._mngr, self._mngr.close),
+                 lambda: self._reporting(self._best, self._best.close)):
+      try:
+        step()
+      except CheckpointError as e:
+        failures.append(e)
+    if failures:
+      raise failures[0]
 
 
 def restore_from(directory: str, step: int | None, abstract_state):

@@ -6,6 +6,8 @@ value is rejected by `validate` with a `ConfigError` naming the flag, the value
 and what is allowed.
 """
 import dataclasses
+import math
+import os
 
 from gan_jax.errors import ConfigError
 
@@ -35,7 +37,7 @@ def _field(default, help_text, **kw):
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-  """All settings of a run. Shape-defining fields are listed in `SHAPE_FIELDS`."""
+  """All settings of a run. What may change on resume: SHAPE_FIELDS, TRAJECTORY_FIELDS, FREE_FIELDS."""
   workdir: str = _field("", "Directory for metrics, samples and checkpoints (required).")
   seed: int = _field(0, "One seed fixes the whole run: init, latents, data order.")
   # Data.
@@ -43,6 +45,8 @@ class Config:
   data_dir: str = _field("", "tfds data_dir (where `tfds build` put the data).")
   data_scale: float = _field(1.0, "Toy data: train on x * data_scale; samples are scaled back for metrics.")
   resolution: int = _field(32, "Image side in pixels for image datasets: " + _names(map(str, RESOLUTIONS)) + ".")
+  channels: int = _field(0, "Image channels: 1 or 3; 0: from the data (a folder is RGB if any image has "
+                         "colour; grayscale, palette and RGBA images are converted and the log says so).")
   # Model.
   model: str = _field("mlp", _names(MODEL_NAMES) + ": the MLPs of Goodfellow et al. 2014, the DCGAN of "
                       "Radford et al. 2015.")
@@ -104,8 +108,16 @@ class Config:
   log_every: int = _field(100, "Steps between console progress lines.")
   checkpoint_every: int = _field(1000, "Steps between checkpoints.")
   keep_checkpoints: int = _field(2, "Newest checkpoints kept.")
+  checkpoint_timeout: int = _field(1200, "Seconds a checkpoint save may wait for the other processes of a "
+                                   "multi-process job before the run stops with an error naming the directory.")
   nan_policy: str = _field("stop", "On a non-finite loss or gradient: " + _names(NAN_POLICIES) +
                            " (stop: keep the last good checkpoint newest).")
+  # Resuming.
+  restart: bool = _field(False, "Start from step 0 although the workdir holds a run: its outputs are moved "
+                         "to WORKDIR/previous_<time>/ (kept, never deleted).")
+  allow_config_change: bool = _field(False, "Resume although flags that change the run's trajectory (seed, "
+                                     "losses, learning rates, batch size, ...) differ from the checkpoint's; "
+                                     "the changes are recorded in WORKDIR/config_history.jsonl.")
 
   @property
   def is_toy(self) -> bool:
@@ -132,60 +144,139 @@ def _positive(cfg: Config, *flags):
     _require(value > 0, flag, value, "must be a positive number")
 
 
-def validate(cfg: Config) -> Config:
-  """Returns `cfg` unchanged if every field is usable; raises `ConfigError` otherwise."""
-  _require(bool(cfg.workdir), "workdir", cfg.workdir, "required: a directory for this run's outputs")
-  _one_of(cfg, "loss", LOSS_NAMES)
-  _one_of(cfg, "model", MODEL_NAMES)
-  _one_of(cfg, "d_activation", D_ACTIVATIONS)
-  _one_of(cfg, "g_output", OUTPUT_ACTIVATIONS)
-  _one_of(cfg, "lr_schedule", LR_SCHEDULES)
-  _one_of(cfg, "nan_policy", NAN_POLICIES)
-  _one_of(cfg, "conditioning", CONDITIONINGS)
-  _require(cfg.conditioning == "none" or cfg.pack == 1, "conditioning", cfg.conditioning,
-           f"label conditioning works with --pack=1 (got --pack={cfg.pack})")
+def _in(cfg: Config, flag: str, low: float, high: float, closed_low=True):
+  value = getattr(cfg, flag)
+  ok = (low <= value if closed_low else low < value) and value < high
+  _require(ok, flag, value, f"must lie in {'[' if closed_low else '('}{low:g}, {high:g})")
+
+
+def _check_names(cfg: Config):
+  for flag, names in (("loss", LOSS_NAMES), ("model", MODEL_NAMES), ("d_activation", D_ACTIVATIONS),
+                      ("g_output", OUTPUT_ACTIVATIONS), ("lr_schedule", LR_SCHEDULES),
+                      ("nan_policy", NAN_POLICIES), ("conditioning", CONDITIONINGS), ("precision", PRECISIONS)):
+    _one_of(cfg, flag, names)
   ds = cfg.dataset
   ok_ds = ds in TOY_DATASETS or ds.split(":")[0] == "mnist5k" or (
       ds.startswith("tfds:") and len(ds) > 5) or (ds.startswith("folder:") and len(ds) > 7)
   _require(ok_ds, "dataset", ds, "valid choices: " + ", ".join(TOY_DATASETS + IMAGE_DATASETS))
-  _one_of(cfg, "precision", PRECISIONS)
+  if not cfg.is_toy:
+    _one_of(cfg, "resolution", RESOLUTIONS)
+  _require(cfg.channels in (0, 1, 3), "channels", cfg.channels, "0 (from the data), 1 or 3")
+  if cfg.model == "dcgan":
+    _require(not cfg.is_toy, "model", cfg.model, f"dcgan needs an image dataset, not --dataset={ds}")
+  _require(cfg.conditioning == "none" or cfg.pack == 1, "conditioning", cfg.conditioning,
+           f"label conditioning works with --pack=1 (got --pack={cfg.pack})")
+
+
+def _check_numbers(cfg: Config):
+  for field in dataclasses.fields(Config):  # inf and nan are no learning rate, weight or scale
+    value = getattr(cfg, field.name)
+    if isinstance(value, float):
+      _require(math.isfinite(value), field.name, value, "must be a finite number")
   spc = str(cfg.steps_per_call)
   _require(spc == "auto" or (spc.isdigit() and int(spc) > 0), "steps_per_call", spc,
            "a positive number of steps, or auto")
-  _positive(cfg, "batch_size", "train_steps", "d_steps", "latent_dim", "width", "pack", "eval_every", "eval_samples", "log_every", "checkpoint_every",
-            "keep_checkpoints", "maxout_pieces", "lr_g", "lr_d", "data_scale")
-  for name in cfg.eval_metric_names:
-    _require(name in IMAGE_METRICS and not cfg.is_toy, "eval_metrics", cfg.eval_metrics,
-             f"valid for image data: {', '.join(IMAGE_METRICS)} (toy runs always report modes)")
+  _positive(cfg, "batch_size", "train_steps", "d_steps", "latent_dim", "width", "pack", "eval_every",
+            "eval_samples", "log_every", "checkpoint_every", "keep_checkpoints", "checkpoint_timeout", "maxout_pieces",
+            "lr_g", "lr_d",
+            "data_scale")
+  _require(cfg.seed >= 0, "seed", cfg.seed, "must be >= 0")
   _require(cfg.num_devices >= 0, "num_devices", cfg.num_devices, "must be 0 (all) or positive")
-  _require(0.0 <= cfg.label_smoothing < 1.0, "label_smoothing", cfg.label_smoothing, "must lie in [0, 1)")
-  _require(cfg.gp_weight >= 0.0, "gp_weight", cfg.gp_weight, "must be >= 0")
-  _require(cfg.r1_weight >= 0.0, "r1_weight", cfg.r1_weight, "must be >= 0")
-  for flag in ("weight_clip", "historical_averaging", "acgan_weight", "virtual_batch_norm",
-               "minibatch_discrimination"):
+  for flag in ("gp_weight", "r1_weight", "weight_clip", "historical_averaging", "acgan_weight",
+               "virtual_batch_norm", "minibatch_discrimination"):
     _require(getattr(cfg, flag) >= 0, flag, getattr(cfg, flag), "must be >= 0 (0 turns it off)")
-  _require(0.0 <= cfg.d_dropout < 1.0, "d_dropout", cfg.d_dropout, "must lie in [0, 1)")
-  _require(0.0 <= cfg.ema_decay < 1.0, "ema_decay", cfg.ema_decay, "must lie in [0, 1)")
-  _require(0.0 <= cfg.beta1 < 1.0, "beta1", cfg.beta1, "must lie in [0, 1)")
-  _require(0.0 <= cfg.beta2 < 1.0, "beta2", cfg.beta2, "must lie in [0, 1)")
+  for flag in ("label_smoothing", "d_dropout", "ema_decay", "beta1"):
+    _in(cfg, flag, 0.0, 1.0)
+  _in(cfg, "beta2", 0.0, 1.0, closed_low=False)  # beta2 = 0 divides by |g_t|: Adam blows up
   for flag in ("g_hidden", "d_hidden"):
     value = getattr(cfg, flag)
     _require(len(value) > 0 and all(int(w) > 0 for w in value), flag, ",".join(map(str, value)),
              "a comma-separated list of positive widths")
-  _require(cfg.batch_size % cfg.pack == 0, "pack", cfg.pack,
-           f"must divide --batch_size={cfg.batch_size}")
-  if not cfg.is_toy:
-    _one_of(cfg, "resolution", RESOLUTIONS)
-  if cfg.model == "dcgan":
-    _require(not cfg.is_toy, "model", cfg.model, f"dcgan needs an image dataset, not --dataset={ds}")
+  _require(cfg.batch_size % cfg.pack == 0, "pack", cfg.pack, f"must divide --batch_size={cfg.batch_size}")
+
+
+# The fewest samples each image metric can be computed from.
+MIN_EVAL_SAMPLES = {"fid": 2, "kid": 2, "score": 10, "prdc": 6, "classes": 1}
+
+
+def _check_evaluation(cfg: Config):
+  for name in cfg.eval_metric_names:
+    _require(name in IMAGE_METRICS and not cfg.is_toy, "eval_metrics", cfg.eval_metrics,
+             f"valid for image data: {', '.join(IMAGE_METRICS)} (toy runs always report modes)")
+    need = MIN_EVAL_SAMPLES[name]
+    _require(cfg.eval_samples >= need, "eval_samples", cfg.eval_samples,
+             f"--eval_metrics={cfg.eval_metrics} needs at least {need} samples for {name}")
+
+
+def _check_workdir(cfg: Config):
+  path = cfg.workdir
+  _require(bool(path), "workdir", path, "required: a directory for this run's outputs")
+  if "://" in path:
+    return
+  _require(not os.path.exists(path) or os.path.isdir(path), "workdir", path,
+           "is a file, not a directory: pass a directory (it is created if missing)")
+  existing = path
+  while not os.path.exists(existing):
+    existing = os.path.dirname(os.path.abspath(existing))
+  _require(os.access(existing, os.W_OK | os.X_OK), "workdir", path,
+           f"{existing} is not writable: pass a --workdir you can write to")
+
+
+def validate(cfg: Config) -> Config:
+  """Returns `cfg` unchanged if every field is usable; raises `ConfigError` otherwise."""
+  _check_workdir(cfg)
+  _check_names(cfg)
+  _check_numbers(cfg)
+  _check_evaluation(cfg)
   return cfg
 
 
-# Fields that fix the shapes of the state: a checkpoint cannot be resumed with others.
-SHAPE_FIELDS = ("model", "dataset", "resolution", "latent_dim", "g_hidden", "d_hidden",
-                "d_activation", "maxout_pieces", "width", "pack", "g_output", "loss", "ema_decay",
-                "spectral_norm", "virtual_batch_norm", "minibatch_discrimination", "conditioning",
-                "historical_averaging")
+# What may change when a run resumes from its checkpoint; every field is in exactly one group
+# (tests/test_config.py checks it).
+# Fields that fix the shapes of the state: a checkpoint cannot be resumed with other values.
+SHAPE_FIELDS = ("model", "dataset", "resolution", "channels", "latent_dim", "g_hidden", "d_hidden",
+                "d_activation", "maxout_pieces", "width", "pack", "g_output", "spectral_norm",
+                "virtual_batch_norm", "minibatch_discrimination", "conditioning")
+# Fields that change what the run computes from here on: refused unless --allow_config_change, and
+# then recorded in WORKDIR/config_history.jsonl.
+TRAJECTORY_FIELDS = ("seed", "data_scale", "d_dropout", "bn_sync", "acgan_weight", "loss", "d_steps",
+                     "share_fakes", "label_smoothing", "feature_matching", "weight_clip", "gp_weight",
+                     "r1_weight", "batch_size", "lr_g", "lr_d", "beta1", "beta2", "lr_schedule", "ema_decay",
+                     "precision")
+# Fields that change neither (where the outputs go, logging, evaluation, checkpoints, devices).
+FREE_FIELDS = ("workdir", "data_dir", "num_devices", "steps_per_call", "eval_every", "eval_samples",
+               "eval_metrics", "log_every", "checkpoint_every", "keep_checkpoints", "checkpoint_timeout",
+               "nan_policy", "restart",
+               "allow_config_change")
+# Fields whose group depends on the values: historical_averaging adds state when it turns on or
+# off (shape) and only reweighs a penalty otherwise (trajectory); train_steps sets the length of a
+# cosine schedule (trajectory) and nothing else (free).
+CONDITIONAL_FIELDS = ("historical_averaging", "train_steps")
+
+
+def resume_change(field: str, saved, current, cfg: "Config") -> str:
+  """'shape', 'trajectory' or 'free': what resuming a checkpoint whose `field` was `saved` means."""
+  if field == "historical_averaging":
+    return "shape" if (saved > 0) != (current > 0) else "trajectory"
+  if field == "train_steps":
+    return "trajectory" if cfg.lr_schedule == "cosine" else "free"
+  for group, fields in (("shape", SHAPE_FIELDS), ("trajectory", TRAJECTORY_FIELDS), ("free", FREE_FIELDS)):
+    if field in fields:
+      return group
+  raise KeyError(f"field {field!r} is in no resume group of gan_jax/config.py")
+
+
+def resume_changes(saved: dict, cfg: "Config") -> dict:
+  """{'shape': [...], 'trajectory': [...]}: (field, saved value, current value) that differ."""
+  current = to_dict(cfg)
+  out = {"shape": [], "trajectory": []}
+  for field, value in current.items():
+    old = saved.get(field, value)
+    if field in saved and old != value:
+      group = resume_change(field, old, value, cfg)
+      if group != "free":
+        out[group].append((field, old, value))
+  return out
 
 
 def to_dict(cfg: Config) -> dict:

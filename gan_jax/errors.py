@@ -20,3 +20,7 @@ class CheckpointError(RuntimeError):
 
 class NonFiniteError(RuntimeError):
   """A loss or gradient became NaN or infinite."""
+
+
+class WorkdirError(RuntimeError):
+  """The workdir cannot be used: another run holds it, or it is not a writable directory."""

@@ -84,6 +84,11 @@ def shard_batches(batches, mesh):
                       batches)
 
 
+def batch_struct(shape, dtype, mesh) -> jax.ShapeDtypeStruct:
+  """The abstract global array of stacked batches [steps, k, B, ...], sharded like `shard_batches`."""
+  return jax.ShapeDtypeStruct(tuple(shape), dtype, sharding=NamedSharding(mesh, BATCH_SPEC))
+
+
 def check_batch_divides(batch_size: int, mesh) -> None:
   """The global batch must split evenly over devices and processes."""
   if batch_size % mesh.size:

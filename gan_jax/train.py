@@ -1,6 +1,7 @@
 """The training loop: wires data, state, steps, evaluation, writers and checkpoints.
 
-flags -> Config -> (dataset, task, state) -> jitted train_fn -> metrics / samples / checkpoints.
+flags -> Config -> launch.Run (checks, data, nets, compiled first call) -> lock -> restore or init
+-> asynchronous loop (metrics / samples / checkpoints at boundaries) -> final outputs.
 """
 import contextlib
 import json
@@ -11,25 +12,20 @@ import jax
 import numpy as np
 from absl import logging
 
-from gan_jax import checkpoint as ckpt_lib
 from gan_jax import config as config_lib
-from gan_jax import data as data_lib
-from gan_jax import generate, sharding, tasks, writers
-from gan_jax.data.feed import feed_batch, make_feed
+from gan_jax import generate, launch, sharding, tasks, workdir, writers
 from gan_jax.errors import ConfigError, NonFiniteError
-from gan_jax.nets import build_nets
-from gan_jax.sharding import DATA_AXIS
-from gan_jax.state import count_params, create_state, make_optimizers
-from gan_jax.steps import GUARDED, make_train_fn, steps_per_call
+from gan_jax.state import count_params
+from gan_jax.steps import GUARDED
 
-__all__ = ["train_and_evaluate", "Evaluator", "NonFiniteError"]
+__all__ = ["train_and_evaluate", "Evaluator", "NonFiniteError", "call_lengths", "next_boundary"]
 
 
 class Evaluator:
   """Draws G_ema(z) for a fixed set of latents and writes the task's metrics and picture."""
 
-  def __init__(self, cfg, nets, task, workdir, writer):
-    self.task, self.workdir, self.writer = task, workdir, writer
+  def __init__(self, cfg, nets, task, workdir_path, writer):
+    self.task, self.workdir, self.writer = task, workdir_path, writer
     self.generator = generate.Generator(nets, chunk=500)
     # Fixed latents, independent of the training keys: the same picture grid every eval.
     self.z = np.asarray(jax.random.normal(
@@ -51,23 +47,6 @@ class Evaluator:
     return record
 
 
-def check_resumable(cfg, saved: dict):
-  """Raises ConfigError naming every shape-defining flag that differs from the checkpoint's."""
-  current = config_lib.to_dict(cfg)
-  differing = [f for f in config_lib.SHAPE_FIELDS if f in saved and saved[f] != current[f]]
-  if differing:
-    detail = ", ".join(f"--{f}={_flag_str(current[f])} (checkpoint: {_flag_str(saved[f])})"
-                       for f in differing)
-    raise ConfigError(
-        differing[0], _flag_str(current[differing[0]]),
-        f"the checkpoint in {cfg.workdir}/checkpoints was trained with other settings: {detail}. "
-        "Use the checkpoint's flags (its config.json) or a new --workdir")
-
-
-def _flag_str(value):
-  return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
-
-
 @contextlib.contextmanager
 def preemption_signals():
   """SIGTERM / SIGINT set a flag the loop reads at the next step boundary."""
@@ -83,121 +62,6 @@ def preemption_signals():
 
 def _nonfinite(metrics):
   return [k for k in GUARDED if k in metrics and not np.isfinite(metrics[k])]
-
-
-def _truncate_records(workdir: str, step: int):
-  """Drops metrics.jsonl records written after `step` by a run that died before checkpointing them."""
-  path = os.path.join(workdir, "metrics.jsonl")
-  if os.path.exists(path):
-    with open(path) as f:
-      lines = [l for l in f if l.strip() and json.loads(l)["step"] <= step]
-    with open(path, "w") as f:
-      f.writelines(lines)
-
-
-def _check_channels(cfg, dataset):
-  if cfg.eval_metric_names and dataset.data_shape[-1] != 1:
-    raise ConfigError(
-        "eval_metrics", cfg.eval_metrics, f"the shipped feature network is a digit classifier for 1-channel "
-        f"images, and {cfg.dataset} has {dataset.data_shape[-1]} channels; pass --eval_metrics= (none) or "
-        "call gan_jax.metrics.ImageMetrics with your own feature function")
-
-
-class Run:
-  """One run's fixed parts: config, data, task, networks, optimisers, mesh, checkpoints."""
-
-  def __init__(self, cfg):
-    config_lib.validate(cfg)
-    self.cfg = cfg
-    self.dataset = data_lib.make_dataset(cfg)  # Fails on bad data before anything is written.
-    _, self.saved_meta = ckpt_lib.read_meta(os.path.join(cfg.workdir, "checkpoints"))
-    if self.saved_meta:
-      check_resumable(cfg, self.saved_meta["config"])  # Before anything is written or touched.
-    _check_channels(cfg, self.dataset)
-    self.mesh = sharding.make_mesh(cfg.num_devices)
-    sharding.check_batch_divides(cfg.batch_size, self.mesh)
-    self.nets = build_nets(cfg, self.dataset.data_shape, DATA_AXIS, self.dataset.num_classes)
-    self.g_tx, self.d_tx = make_optimizers(cfg)
-    self.is_chief = jax.process_index() == 0
-    self.spc = steps_per_call(cfg, jax.default_backend())
-    self.checkpointer = ckpt_lib.Checkpointer(cfg.workdir, cfg.keep_checkpoints)
-
-  def init_state(self):
-    return create_state(self.cfg, self.nets, self.g_tx, self.d_tx)
-
-  def restore_or_init(self):
-    """(state, best score, restored?) from the newest readable checkpoint, or a fresh state.
-
-    A fresh state is built by one jitted function, born replicated on the mesh (one compile,
-    cached across runs, instead of hundreds of eager initialiser ops).
-    """
-    abstract = sharding.replicated_abstract(jax.eval_shape(self.init_state), self.mesh)
-    restored = self.checkpointer.restore_latest(abstract) if self.saved_meta else None
-    if restored:
-      state, meta, _ = restored
-      logging.info("resuming from %s/checkpoints/%d", self.cfg.workdir, int(sharding.to_host(state.step)))
-      return state, meta.get("best_score"), True
-    init = jax.jit(self.init_state, out_shardings=sharding.replicated_sharding(self.mesh))
-    return init(), None, False
-
-  def meta(self, step, best, extra=None):
-    """What a checkpoint records beside the state."""
-    cfg, dataset = self.cfg, self.dataset
-    return {"config": config_lib.to_dict(cfg), "step": step, "data_shape": list(dataset.data_shape),
-            "num_classes": dataset.num_classes, "data_batches_consumed": step * cfg.d_steps,
-            "best_score": best, **(extra or {})}
-
-
-def _write_run_files(run: Run, start: int, restored: bool):
-  """config.json; on resume, metrics records past the restored step dropped."""
-  workdir = run.cfg.workdir
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "config.json"), "w") as f:
-    json.dump(config_lib.to_dict(run.cfg), f, indent=1)
-  if restored:
-    _truncate_records(workdir, start)
-
-
-def train_and_evaluate(cfg: config_lib.Config) -> dict:
-  """Trains to `cfg.train_steps`, resuming from WORKDIR/checkpoints; returns the final evaluation."""
-  run = Run(cfg)
-  state, best, restored = run.restore_or_init()
-  start = int(sharding.to_host(state.step))
-  if run.is_chief:
-    _write_run_files(run, start, restored)
-  logging.info("G: %d params, D: %d params, %d %s devices, global batch %d, %d steps per call",
-               count_params(state.g_params), count_params(state.d_params), run.mesh.size, jax.default_backend(),
-               cfg.batch_size, run.spc)
-  writer = writers.MetricWriter(cfg.workdir, enabled=run.is_chief)
-  task = tasks.make_task(cfg, run.dataset)
-  evaluator = Evaluator(cfg, run.nets, task, cfg.workdir, writer)
-  if run.is_chief and start == 0:
-    task.write_reals(cfg.workdir)
-  try:
-    outcome = _train_loop(run, evaluator, state, best, start)
-  finally:
-    run.checkpointer.close()
-    writer.close()
-  if outcome.preempted:
-    return outcome.record
-  return _write_final(run, evaluator, task, outcome.state, outcome.record)
-
-
-class _Outcome:
-  def __init__(self, state, record, preempted):
-    self.state, self.record, self.preempted = state, record, preempted
-
-
-def _nonfinite_error(run: Run, calls, bad_step: int) -> NonFiniteError:
-  """The error for a first non-finite step: which quantities, which step, what is kept."""
-  metrics = next(m for first, n, m in calls if first < bad_step <= first + n)  # that step's metrics
-  bad = _nonfinite(sharding.to_host(metrics))
-  latest = run.checkpointer.latest_step()
-  kept = (f"the newest checkpoint (step {latest}) holds the last finite state" if latest is not None
-          else "no checkpoint had been written yet")
-  return NonFiniteError(
-      f"non-finite {', '.join(bad)} at step {bad_step}; training stopped and nothing was saved "
-      f"from this step; {kept}. Lower --lr_g/--lr_d or change --loss, then rerun (it resumes).")
 
 
 def next_boundary(cfg, step: int) -> int:
@@ -219,43 +83,107 @@ def call_lengths(cfg, spc: int, step: int, count: int):
   return calls
 
 
-def _train_loop(run: Run, evaluator: Evaluator, state, best, start: int) -> _Outcome:
+class _Outcome:
+  def __init__(self, state, record, preempted):
+    self.state, self.record, self.preempted = state, record, preempted
+
+
+def train_and_evaluate(cfg: config_lib.Config) -> dict:
+  """Trains to `cfg.train_steps`, resuming from WORKDIR/checkpoints; returns the final evaluation.
+
+  Every check (flags, data, resume rules, memory) runs before anything is written; a run on a fresh
+  workdir that fails before its first step leaves no workdir behind.
+  """
+  run = launch.Run(cfg)
+  first = call_lengths(cfg, run.spc, 0, 1)
+  if first:
+    run.check_fits(first[0][1])
+  fresh = not (os.path.isdir(cfg.workdir) and os.listdir(cfg.workdir))
+  progress = {"stepped": False}
+  try:
+    with launch.removed_on_failure(cfg.workdir, lambda: run.is_chief and fresh and not progress["stepped"]), \
+         run.locked():
+      return _train(run, progress)
+  except jax.errors.JaxRuntimeError as e:
+    if "RESOURCE_EXHAUSTED" not in str(e):
+      raise
+    raise ConfigError("batch_size", cfg.batch_size, "the devices ran out of memory ("
+                      f"{str(e).splitlines()[0][:160]}); lower --batch_size or --steps_per_call") from None
+  finally:
+    run.feed.close()
+
+
+def _train(run: launch.Run, progress: dict) -> dict:
+  cfg = run.cfg
+  state, best, _ = run.restore_or_init()
+  start = int(sharding.to_host(state.step))
+  if run.is_chief:
+    run.write_run_files(start)
+  logging.info("G: %d params, D: %d params, %d %s devices, global batch %d, %d steps per call",
+               count_params(state.g_params), count_params(state.d_params), run.mesh.size, jax.default_backend(),
+               cfg.batch_size, run.spc)
+  writer = writers.MetricWriter(cfg.workdir, enabled=run.is_chief)
+  task = tasks.make_task(cfg, run.dataset)
+  evaluator = Evaluator(cfg, run.nets, task, cfg.workdir, writer)
+  try:
+    if start >= cfg.train_steps:
+      logging.warning("the checkpoint is at step %d, at or past --train_steps=%d: nothing to train; "
+                      "keeping or recomputing the final evaluation", start, cfg.train_steps)
+      return _final_outputs(run, evaluator, task, state, None, start)
+    if run.is_chief and start == 0:
+      task.write_reals(cfg.workdir)
+    outcome = _train_loop(run, evaluator, state, best, start, progress)
+  finally:
+    run.checkpointer.close()
+    writer.close()
+  if outcome.preempted:
+    return outcome.record
+  return _final_outputs(run, evaluator, task, outcome.state, outcome.record, cfg.train_steps)
+
+
+def _nonfinite_error(run, calls, bad_step: int) -> NonFiniteError:
+  """The error for a first non-finite step: which quantities, which step, what is kept."""
+  metrics = next(m for first, n, m in calls if first < bad_step <= first + n)  # that step's metrics
+  bad = _nonfinite(sharding.to_host(metrics))
+  latest = run.checkpointer.latest_step()
+  kept = (f"the newest checkpoint (step {latest}) holds the last finite state" if latest is not None
+          else "no checkpoint had been written yet")
+  return NonFiniteError(
+      f"non-finite {', '.join(bad)} at step {bad_step}; training stopped and nothing was saved "
+      f"from this step; {kept}. Lower --lr_g/--lr_d or change --loss, then rerun (it resumes).")
+
+
+def _train_loop(run, evaluator: Evaluator, state, best, start: int, progress: dict) -> _Outcome:
   """Steps from `start` to train_steps without waiting on the host between boundaries.
 
   Calls are dispatched back to back; their metrics and the NaN guard's verdict are read only at
   log / eval / checkpoint steps (or on a signal), where the loop syncs, checks, evaluates and saves.
   """
-  cfg = run.cfg
-  feed = make_feed(run.dataset, run.mesh, cfg.d_steps, cfg.batch_size)
-  fns = {}
+  cfg, feed = run.cfg, run.feed
   bad_step = sharding.replicate(np.zeros((), np.int32), run.mesh)
   step, record, calls = start, {}, []
-  progress = writers.Progress(step, cfg.train_steps)
-  try:
-    with preemption_signals() as caught:
-      while step < cfg.train_steps:
-        (first, n), *upcoming = call_lengths(cfg, run.spc, step, 3)
-        if n not in fns:
-          fns[n] = make_train_fn(cfg, run.nets, run.g_tx, run.d_tx, run.mesh, n, feed_batch(feed.kind))
-        state, bad_step, metrics = fns[n](state, bad_step, feed.data, feed.inputs(first, n, upcoming))
-        calls.append((first, n, metrics))
-        step += n
-        if step < next_boundary(cfg, first) and not (caught and jax.process_count() == 1):
-          continue
-        if int(sharding.to_host(bad_step)) and cfg.nan_policy == "stop":
-          raise _nonfinite_error(run, calls, int(sharding.to_host(bad_step)))
-        metrics, calls = sharding.to_host(metrics), []
-        if run.is_chief and (step % cfg.log_every == 0 or step == cfg.train_steps):
-          progress.log(step, metrics)
-        best, record = _evaluate_and_save(run, evaluator, state, step, best, metrics, record)
-        if sharding.any_process(bool(caught)):
-          return _preempted(run, state, step, best, record, caught)
-  finally:
-    feed.close()
+  clock = writers.Progress(step, cfg.train_steps)
+  with preemption_signals() as caught:
+    while step < cfg.train_steps:
+      (first, n), *upcoming = call_lengths(cfg, run.spc, step, 3)
+      state, bad_step, metrics = run.train_fn(n)(state, bad_step, feed.data, feed.inputs(first, n, upcoming))
+      calls.append((first, n, metrics))
+      step += n
+      if step < next_boundary(cfg, first) and not (caught and jax.process_count() == 1):
+        continue
+      if int(sharding.to_host(bad_step)) and cfg.nan_policy == "stop":
+        raise _nonfinite_error(run, calls, int(sharding.to_host(bad_step)))
+      progress["stepped"] = True
+      metrics, calls = sharding.to_host(metrics), []
+      if run.is_chief and (step % cfg.log_every == 0 or step == cfg.train_steps):
+        clock.log(step, metrics)
+      best, record = _evaluate_and_save(run, evaluator, state, step, best, metrics, record)
+      if sharding.any_process(bool(caught)):
+        return _preempted(run, state, step, best, record, caught)
   return _Outcome(state, record, False)
 
 
-def _evaluate_and_save(run: Run, evaluator: Evaluator, state, step: int, best, metrics, record):
+def _evaluate_and_save(run, evaluator: Evaluator, state, step: int, best, metrics, record):
   """At an eval step: evaluate, keep the best checkpoint; at a checkpoint step: save. (best, record)."""
   cfg, checkpointer = run.cfg, run.checkpointer
   if step % cfg.eval_every == 0 or step == cfg.train_steps:
@@ -269,7 +197,7 @@ def _evaluate_and_save(run: Run, evaluator: Evaluator, state, step: int, best, m
   return best, record
 
 
-def _preempted(run: Run, state, step: int, best, record, caught) -> _Outcome:
+def _preempted(run, state, step: int, best, record, caught) -> _Outcome:
   run.checkpointer.save(step, state, run.meta(step, best))
   run.checkpointer.wait()
   signame = caught[0] if caught else "a signal on another process"
@@ -278,15 +206,31 @@ def _preempted(run: Run, state, step: int, best, record, caught) -> _Outcome:
   return _Outcome(state, record, True)
 
 
-def _write_final(run: Run, evaluator: Evaluator, task, state, record):
-  """WORKDIR/eval/final_samples.npy and final_metrics.json (the task's final metrics of the last record)."""
-  samples = evaluator.samples(state)  # A collective: every process takes part.
-  if not run.is_chief:
-    return record
+def _final_outputs(run, evaluator: Evaluator, task, state, record, step: int) -> dict:
+  """WORKDIR/eval/final_samples.npy and final_metrics.json ('step' and the task's final metrics).
+
+  `record` is the last evaluation's; None on a rerun of a finished run, which keeps the final
+  outputs of that step if they are whole, and recomputes them from the restored state otherwise.
+  """
   out = os.path.join(run.cfg.workdir, "eval")
-  os.makedirs(out, exist_ok=True)
-  np.save(os.path.join(out, "final_samples.npy"), samples)
-  final = task.final_metrics(record)
-  with open(os.path.join(out, "final_metrics.json"), "w") as f:
-    json.dump(final, f, indent=1)
+  path = os.path.join(out, "final_metrics.json")
+  if record is None:
+    kept = _read_final(path)
+    if kept.get("step") == step and os.path.exists(os.path.join(out, "final_samples.npy")):
+      return kept
+    last = [r for r in workdir.read_records(os.path.join(run.cfg.workdir, "metrics.jsonl")) if r.get("step") == step]
+    record = {**(last[-1] if last else {}), **task.metrics(evaluator.samples(state))}
+  samples = evaluator.samples(state)  # A collective: every process takes part.
+  final = {"step": step, **task.final_metrics({k: v for k, v in record.items() if k != "step"})}
+  if run.is_chief:
+    workdir.save_npy(os.path.join(out, "final_samples.npy"), samples)
+    workdir.write_json(path, final)
   return final
+
+
+def _read_final(path: str) -> dict:
+  try:
+    with open(path) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return {}

@@ -10,6 +10,8 @@ import time
 import numpy as np
 from absl import logging
 
+from gan_jax.workdir import strict_json
+
 
 class MetricWriter:
   """Appends one JSON object per evaluation to WORKDIR/metrics.jsonl and mirrors scalars to TensorBoard."""
@@ -23,11 +25,12 @@ class MetricWriter:
       self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
 
   def write(self, step: int, values: dict):
+    """One line of strict JSON (a non-finite value is written null and named under 'nonfinite')."""
     if not self.enabled:
       return
     record = {"step": int(step), **{k: _plain(v) for k, v in values.items()}}
     with open(os.path.join(self.workdir, "metrics.jsonl"), "a") as f:
-      f.write(json.dumps(record) + "\n")
+      f.write(json.dumps(strict_json(record), allow_nan=False) + "\n")
     for k, v in record.items():
       if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
         self._tb.add_scalar(k, v, step)

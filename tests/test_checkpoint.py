@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import jax
 import numpy as np
@@ -32,8 +31,14 @@ def assert_same_state(workdir_a, workdir_b, step):
 
 
 def records(workdir, after=-1):
+  """metrics.jsonl's records after step `after`, non-finite values (strict JSON: null) restored."""
   lines = (workdir / "metrics.jsonl").read_text().splitlines()
-  return [r for r in map(json.loads, lines) if r["step"] > after]
+  out = []
+  for r in map(json.loads, lines):
+    r.update({k: float(v) for k, v in r.pop("nonfinite", {}).items()})
+    if r["step"] > after:
+      out.append(r)
+  return out
 
 
 @pytest.mark.parametrize("d_steps,share", [(1, False), (2, False), (2, True)], ids=["k1", "k2", "k2_shared"])
@@ -186,7 +191,7 @@ def test_run_py_stops_on_nan_with_one_error_line_and_exit_2(tmp_path):
   args = ["--flagfile=ring.flags", f"--workdir={tmp_path}", "--steps_per_call=10", "--eval_every=10",
           "--checkpoint_every=10", "--log_every=10", "--g_hidden=32,32", "--d_hidden=32,32"]
   assert run_cli(*args, "--train_steps=20").returncode == 0
-  result = run_cli(*args, "--train_steps=200", "--lr_d=1e30", "--lr_g=1e30")  # diverges at once
+  result = run_cli(*args, "--train_steps=200", "--lr_d=1e30", "--lr_g=1e30", "--allow_config_change")  # diverges
   assert result.returncode == 2, result.stderr[-2000:]
   errors = [l for l in result.stderr.splitlines() if l.startswith("error:")]
   assert len(errors) == 1 and "non-finite" in errors[0] and "Traceback" not in result.stderr

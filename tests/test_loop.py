@@ -70,6 +70,15 @@ def test_batches_gathered_on_device_equal_the_host_batches_bit_for_bit(tmp_path,
                                   host[key].view(np.uint32) if key == "x" else host[key])
 
 
+def test_pixels_map_to_the_historical_float32_values():
+  """uint8 v -> v / 127.5 - 1 in float32, as the host pipeline always computed it (so runs and
+  checkpoints from before the device path see the same numbers)."""
+  from gan_jax.data.images import PIXEL_VALUES
+  v = np.arange(256, dtype=np.uint8)
+  np.testing.assert_array_equal(PIXEL_VALUES.view(np.uint32), (v.astype(np.float32) / 127.5 - 1.0).view(np.uint32))
+  assert PIXEL_VALUES[0] == -1.0 and PIXEL_VALUES[255] == 1.0
+
+
 def test_toy_streams_and_oversized_datasets_use_the_host_feed(tmp_path, monkeypatch):
   mesh = sharding.make_mesh(1)
   assert isinstance(make_feed(make_dataset(toy_config(tmp_path)), mesh, 1, 32), HostFeed)

@@ -56,6 +56,18 @@ def test_registered_losses_by_hand(name):
   np.testing.assert_allclose(loss.g_loss(FAKE), g_expected, rtol=1e-6)
 
 
+@pytest.mark.parametrize("name", sorted(losses.LOSSES))
+def test_label_smoothing_defaults_to_none(name):
+  loss = losses.get_loss(name)
+  np.testing.assert_allclose(loss.d_loss(REAL, FAKE), loss.d_loss(REAL, FAKE, 0.0), rtol=1e-7)
+
+
+def test_least_squares_smoothing_moves_the_real_target():
+  """b = 1 - s: the real target of LSGAN's D with one-sided smoothing s."""
+  expected = 0.5 * np.mean((REAL - 0.9) ** 2) + 0.5 * np.mean(FAKE ** 2)
+  np.testing.assert_allclose(losses.least_squares_discriminator_loss(REAL, FAKE, 0.1), expected, rtol=1e-6)
+
+
 def test_every_registered_loss_has_a_hand_value():
   assert set(HAND) == set(losses.LOSSES)
 

@@ -138,3 +138,79 @@ def test_two_processes_equal_one_process_with_eight_devices(tmp_path):
   assert sorted(os.listdir(tmp_path / "multi" / "samples")) == ["step_0000010.png", "step_0000020.png"]
   assert "8 cpu devices" in outs[0]
   assert "step 20/20" in outs[0] and "step 20/20" not in outs[1]  # progress lines from process 0 only
+
+
+SLOW_FIRST_SAVE = """
+import os, runpy, sys, time
+from orbax.checkpoint._src.checkpointers import async_checkpointer as ac
+wait, saves = ac._background_wait_for_commit_futures, []
+def slow_first(*args, **kwargs):  # process 1's first save (the best checkpoint) reaches its barrier late
+  saves.append(1)
+  if len(saves) == 1 and "--process_id=1" in sys.argv:
+    time.sleep(4)
+  return wait(*args, **kwargs)
+ac._background_wait_for_commit_futures = slow_first
+sys.argv = [sys.argv[1]] + sys.argv[2:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+OVERLAP = ["--flagfile=ring.flags", "--train_steps=20", "--steps_per_call=10", "--checkpoint_every=20",
+           "--eval_every=20", "--batch_size=512", "--g_hidden=32,32", "--d_hidden=32,32", "--checkpoint_timeout=60"]
+
+
+def run_two_processes(tmp_path, args, launcher=None):
+  """Exit codes and output of a two-process run (4 fake devices each) on loopback."""
+  script = os.path.join(REPO, "experiments", "run.py")
+  port, procs = free_port(), []
+  for pid in range(2):
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    head = [sys.executable, str(launcher), script] if launcher else [sys.executable, script]
+    procs.append(subprocess.Popen(
+        [*head, *args, f"--workdir={tmp_path / 'two'}", f"--coordinator_address=127.0.0.1:{port}",
+         "--num_processes=2", f"--process_id={pid}"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True))
+  outs = [p.communicate(timeout=400)[0] for p in procs]
+  return [p.returncode for p in procs], outs
+
+
+def test_the_best_and_the_periodic_save_of_one_step_do_not_collide_across_processes(tmp_path):
+  """Eval and checkpoint at step 20: two saves of one step; process 1's first one reaches orbax's
+  barrier 4 s late, so process 0's second save enters while its first is still waiting there."""
+  launcher = tmp_path / "slow_first_save.py"
+  launcher.write_text(SLOW_FIRST_SAVE)
+  codes, outs = run_two_processes(tmp_path, OVERLAP, launcher)
+  assert codes == [0, 0], "\n".join(o[-2500:] for o in outs)
+  for name in ("checkpoints", "checkpoints_best"):
+    assert sorted(os.listdir(tmp_path / "two" / name)) == ["20"], name
+    assert (tmp_path / "two" / name / "20" / "state" / "commit_success.txt").exists() or \
+        (tmp_path / "two" / name / "20" / "_CHECKPOINT_METADATA").exists()
+  _, _, state, step, _ = restore.load_run(str(tmp_path / "two"), best=True)
+  assert step == 20
+
+
+FAILING_SAVE = """
+import runpy, sys
+from orbax.checkpoint._src.checkpointers import async_checkpointer as ac
+wait = ac._background_wait_for_commit_futures
+def failing(*args, **kwargs):  # process 1 cannot write: its save fails before the barrier
+  if "--process_id=1" in sys.argv:
+    raise OSError("disk quota exceeded (simulated)")
+  return wait(*args, **kwargs)
+ac._background_wait_for_commit_futures = failing
+sys.argv = [sys.argv[1]] + sys.argv[2:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_a_save_failing_on_one_process_stops_every_process_with_one_line(tmp_path):
+  import time
+  launcher = tmp_path / "failing_save.py"
+  launcher.write_text(FAILING_SAVE)
+  args = [a if not a.startswith("--checkpoint_timeout") else "--checkpoint_timeout=20" for a in OVERLAP]
+  t = time.time()
+  codes, outs = run_two_processes(tmp_path, args, launcher)
+  assert time.time() - t < 240  # bounded: no process waits for ever
+  for code, out in zip(codes, outs):
+    errors = [l for l in out.splitlines() if l.startswith("error:")]
+    assert code == 2 and len(errors) == 1, out[-2500:]
+    assert "saving a checkpoint in" in errors[0] and str(tmp_path / "two") in errors[0], errors[0]

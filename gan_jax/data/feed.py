@@ -46,6 +46,13 @@ class DeviceFeed:
     del upcoming  # Indices take microseconds: nothing to prepare ahead.
     return sharding.shard_batches({"index": self.indices(first_step, num_steps)}, self.mesh)
 
+  def abstract_inputs(self, num_steps: int):
+    """Shapes, dtypes and shardings of `inputs` for a call of num_steps (to compile ahead)."""
+    return {"index": sharding.batch_struct((num_steps, self.d_steps, self.batch_size), np.int32, self.mesh)}
+
+  def host_bytes(self, num_steps: int) -> int:
+    return num_steps * self.d_steps * self.batch_size * 4
+
   @staticmethod
   def batch(data, inputs):
     """One step's batches {'x': float32 [k, b, R, R, C], 'label': int32 [k, b]} from indices [k, b]."""
@@ -67,6 +74,16 @@ class HostFeed:
     self.data = {}
     self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
     self._pending = {}
+
+  def abstract_inputs(self, num_steps: int):
+    lead = (num_steps, self.d_steps, self.batch_size)
+    return {"x": sharding.batch_struct(lead + tuple(self.dataset.data_shape), np.float32, self.mesh),
+            "label": sharding.batch_struct(lead, np.int32, self.mesh)}
+
+  def host_bytes(self, num_steps: int) -> int:
+    """Host memory of the calls in flight (this one and two ahead), this process's rows."""
+    rows = self.rows.stop - self.rows.start
+    return 3 * num_steps * self.d_steps * rows * (4 * int(np.prod(self.dataset.data_shape)) + 4)
 
   def _make(self, first_step: int, num_steps: int):
     return stacked_batches(self.dataset, first_step, num_steps, self.d_steps, self.batch_size, self.rows)

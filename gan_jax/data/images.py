@@ -9,6 +9,7 @@ Reading: tfds datasets go through `tfds.data_source` (random access to
 ArrayRecord files, no TensorFlow), folders and the embedded digits are decoded
 once into memory at the model's resolution.
 """
+import collections
 import functools
 import os
 
@@ -16,6 +17,7 @@ import numpy as np
 from absl import logging
 from PIL import Image
 
+from gan_jax.data import decode
 from gan_jax.errors import DataError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -123,7 +125,7 @@ def _mnist5k(spec, cfg):
   if split not in ("train", "test"):
     raise DataError(f"--dataset=mnist5k:{split}: unknown split; valid: train (4,000 digits), test (1,000)")
   images, labels = load_mnist5k(cfg.resolution, split)
-  return in_memory("mnist5k", images, labels, 10, cfg.seed)
+  return in_memory("mnist5k", decode.match_channels(images, cfg.channels or 1), labels, 10, cfg.seed)
 
 
 def _tfds(spec, cfg):
@@ -149,14 +151,15 @@ def _tfds(spec, cfg):
         f"({type(e).__name__}). Prepare it where there is network: `tfds build {name} "
         f"--data_dir=DIR --file_format=array_record`, then pass --data_dir=DIR") from None
   shape = features["image"].shape
-  channels = shape[-1] or 3
+  channels = cfg.channels or shape[-1] or 3
   has_label = "label" in features
   num_classes = features["label"].num_classes if has_label else 0
   res = cfg.resolution
 
   def read(indices):
     items = [source[int(i)] for i in indices]
-    images = np.stack([fit_resolution(np.asarray(it["image"], np.uint8), res) for it in items])
+    images = np.stack([decode.match_channels(fit_resolution(np.asarray(it["image"], np.uint8), res), channels)
+                       for it in items])
     labels = np.array([int(it["label"]) if has_label else 0 for it in items], np.int32)
     return images, labels
 
@@ -180,23 +183,27 @@ def _folder(path, cfg):
              for f in sorted(os.listdir(os.path.join(path, d))) if f.lower().endswith(IMAGE_SUFFIXES)]
   if not files:
     raise DataError(f"{flag}: no images ({', '.join(IMAGE_SUFFIXES)}) in it or its subfolders")
-  images, labels, skipped, mode = [], [], [], None
+  channels = cfg.channels or decode.channels_of(f for f, _ in files)
+  images, labels, skipped, converted = [], [], [], collections.Counter()
   for file, label in files:
     try:
       with Image.open(file) as im:
         im.load()
-        mode = mode or ("L" if im.mode in ("L", "1", "I;16", "I") else "RGB")
-        arr = np.asarray(im.convert(mode))
+        arr, notes = decode.decode(im, channels)
     except (OSError, ValueError):
       skipped.append(os.path.basename(file))
       continue
-    images.append(fit_resolution(arr.reshape(*arr.shape[:2], -1), cfg.resolution))
+    converted.update(notes)
+    images.append(fit_resolution(arr, cfg.resolution))
     labels.append(label)
   if skipped:
     logging.warning("%s: skipped %d files that could not be decoded as images: %s", flag, len(skipped),
                     ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
   if not images:
     raise DataError(f"{flag}: none of its {len(files)} image files could be decoded")
+  logging.info("%s: %d images as %s (%s); converted: %s", flag, len(images), "RGB" if channels == 3 else
+               "grayscale", "--channels" if cfg.channels else "RGB when any image has colour",
+               decode.summary(converted))
   return in_memory(f"folder:{path}", np.stack(images), np.array(labels, np.int32), len(classes),
                    cfg.seed)
 

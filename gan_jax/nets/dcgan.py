@@ -19,8 +19,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gan_jax.nets.layers import (ConvTranspose2x, DiscriminatorHead, VirtualBatchNorm, concat_labels,
-                                 generator_input)
+from gan_jax.nets.layers import (ConvTranspose2x, DiscriminatorHead, DiscriminatorOptions, VirtualBatchNorm,
+                                 concat_labels, generator_input)
 
 INIT = nn.initializers.normal(0.02)
 
@@ -75,7 +75,7 @@ class DCGANGenerator(nn.Module):
     return nn.tanh(ConvTranspose2x(self.channels, kernel_init=INIT)(_f32(h[r:])))
 
 
-class DCGANDiscriminator(nn.Module):
+class DCGANDiscriminator(DiscriminatorOptions):
   """images [B, R, R, C] (+ labels [B]) -> logits [B].
 
   `features=True` returns (logits, last feature map [B, r, r, F], class logits or None).
@@ -85,24 +85,17 @@ class DCGANDiscriminator(nn.Module):
   """
   resolution: int = 32
   width: int = 64
-  bn_axis_name: Optional[str] = None
-  spectral_norm: bool = False  # Miyato et al. 2018: every conv; replaces batch norm in D.
-  conditioning: str = "none"
-  num_classes: int = 0
-  minibatch_kernels: int = 0
-  dtype: Optional[Any] = None
+  bn_axis_name: Optional[str] = None  # spectral_norm replaces D's batch norm
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True, features: bool = False):
     _, n_down = _layout(self.resolution)
 
     def conv(h, *args, **kwargs):
-      layer = nn.Conv(*args, kernel_init=INIT, dtype=self.dtype, **kwargs)
-      return nn.SpectralNorm(layer)(h, update_stats=train) if self.spectral_norm else layer(h)
+      return self.layer(nn.Conv(*args, kernel_init=INIT, dtype=self.dtype, **kwargs), train)(h)
 
     def dense(width):
-      layer = nn.Dense(width, kernel_init=INIT)
-      return (lambda v: nn.SpectralNorm(layer)(v, update_stats=train)) if self.spectral_norm else layer
+      return self.layer(nn.Dense(width, kernel_init=INIT), train)
 
     h = concat_labels(x, labels, self.num_classes) if self.conditioning == "concat" else x
     for i in range(n_down):

@@ -177,6 +177,21 @@ class MinibatchDiscrimination(nn.Module):
     return jnp.concatenate([h, o], axis=-1)
 
 
+class DiscriminatorOptions(nn.Module):
+  """What every discriminator can be asked for (MLP and DCGAN alike)."""
+  spectral_norm: bool = False  # Miyato et al. 2018: every layer normalised by its top singular value
+  conditioning: str = "none"   # none | concat | acgan | projection
+  num_classes: int = 0
+  minibatch_kernels: int = 0   # minibatch discrimination before the head; 0: off
+  dtype: Optional[Any] = None  # computation dtype of the hidden layers (None: float32)
+
+  def layer(self, module: nn.Module, train: bool):
+    """`module` as a callable, spectrally normalised when asked (power iteration only in training)."""
+    if self.spectral_norm:
+      return lambda h: nn.SpectralNorm(module)(h, update_stats=train)
+    return module
+
+
 class DiscriminatorHead(nn.Module):
   """Features h [N, F] -> (logit [N], class logits [N, C] or None), with label conditioning.
 

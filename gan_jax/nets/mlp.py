@@ -9,8 +9,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax.nets.layers import (ACTIVATIONS, DiscriminatorHead, Maxout, VirtualBatchNorm,
-                                 concat_labels, generator_input)
+from gan_jax.nets.layers import (ACTIVATIONS, DiscriminatorHead, DiscriminatorOptions, Maxout,
+                                 VirtualBatchNorm, concat_labels, generator_input)
 
 
 class MLPGenerator(nn.Module):
@@ -39,27 +39,21 @@ class MLPGenerator(nn.Module):
     return ACTIVATIONS[self.output](x).reshape(z.shape[0], *self.out_shape)
 
 
-class MLPDiscriminator(nn.Module):
+class MLPDiscriminator(DiscriminatorOptions):
   """x [B, ...] (+ labels [B]) -> logits [B]; relu / leaky_relu / maxout hidden layers.
 
   `features=True` returns (logits, last hidden h [B, F], class logits [B, C] or None).
   Conditioning: 'concat' joins one-hot labels to x; 'projection' / 'acgan' act in the head.
   """
-  hidden: Sequence[int]
+  hidden: Sequence[int] = (256, 256, 256)
   activation: str = "relu"
   maxout_pieces: int = 5
   dropout: float = 0.0
-  spectral_norm: bool = False
-  conditioning: str = "none"
-  num_classes: int = 0
-  minibatch_kernels: int = 0
-  dtype: Optional[Any] = None
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True, features: bool = False):
     def dense(width, h, dtype=self.dtype):
-      layer = nn.Dense(width, dtype=dtype)
-      return nn.SpectralNorm(layer)(h, update_stats=train) if self.spectral_norm else layer(h)
+      return self.layer(nn.Dense(width, dtype=dtype), train)(h)
 
     h = x.reshape(x.shape[0], -1)
     if self.conditioning == "concat":

@@ -1,0 +1,195 @@
+"""Everything before a run's first step, in an order that writes nothing until every check passed.
+
+validate flags -> read the data -> resume rules against the checkpoint -> networks, mesh, feed ->
+compile the first call and check it fits in memory -> lock the workdir -> set outputs aside
+(--restart) -> restore the newest verified checkpoint or build a fresh state -> config.json.
+"""
+import contextlib
+import datetime
+import json
+import os
+import shutil
+
+import jax
+import numpy as np
+from absl import logging
+
+from gan_jax import checkpoint as ckpt_lib
+from gan_jax import config as config_lib
+from gan_jax import data as data_lib
+from gan_jax import sharding, workdir
+from gan_jax.data.feed import feed_batch, make_feed
+from gan_jax.errors import CheckpointError, ConfigError, WorkdirError
+from gan_jax.nets import build_nets
+from gan_jax.sharding import DATA_AXIS
+from gan_jax.state import create_state, make_optimizers
+from gan_jax.steps import make_train_fn, steps_per_call
+
+
+def _flag_str(value):
+  return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+
+
+def check_resumable(cfg, saved: dict):
+  """The trajectory changes a resume accepts: [(flag, checkpoint's, now)] (config.resume_changes).
+
+  Raises ConfigError naming every flag that differs from the checkpoint's and fixes shapes, or
+  that changes the trajectory without --allow_config_change.
+  """
+  changes = config_lib.resume_changes(saved, cfg)
+  detail = lambda rows: ", ".join(f"--{f}={_flag_str(new)} (checkpoint: {_flag_str(old)})"  # noqa: E731
+                                  for f, old, new in rows)
+  if changes["shape"]:
+    field, _, new = changes["shape"][0]
+    raise ConfigError(field, _flag_str(new), f"the checkpoint in {cfg.workdir}/checkpoints was trained with "
+                      f"other settings: {detail(changes['shape'])}. Use the checkpoint's flags (its config.json) "
+                      "or a new --workdir")
+  if changes["trajectory"] and not cfg.allow_config_change:
+    field, _, new = changes["trajectory"][0]
+    raise ConfigError(field, _flag_str(new), f"differs from the checkpoint's and would change the run's "
+                      f"trajectory: {detail(changes['trajectory'])}. Resume with the checkpoint's flags (its "
+                      "config.json), pass --allow_config_change to resume with these (recorded in "
+                      "config_history.jsonl), or use a new --workdir")
+  return changes["trajectory"]
+
+
+def _check_channels(cfg, dataset):
+  if cfg.eval_metric_names and dataset.data_shape[-1] != 1:
+    raise ConfigError(
+        "eval_metrics", cfg.eval_metrics, f"the shipped feature network is a digit classifier for 1-channel "
+        f"images, and {cfg.dataset} has {dataset.data_shape[-1]} channels; pass --eval_metrics= (none) or "
+        "call gan_jax.metrics.ImageMetrics with your own feature function")
+
+
+def available_bytes(device) -> float:
+  """Memory a run may use on `device`: free accelerator memory, or the host's available memory."""
+  stats = device.memory_stats() if device.platform != "cpu" else None
+  if stats and "bytes_limit" in stats:
+    return stats["bytes_limit"] - stats.get("bytes_in_use", 0)
+  with open("/proc/meminfo") as f:
+    info = dict(line.split(":", 1) for line in f)
+  return int(info["MemAvailable"].split()[0]) * 1024
+
+
+class Run:
+  """One run's fixed parts: config, data, networks, optimisers, mesh, feed, compiled first call."""
+
+  def __init__(self, cfg):
+    config_lib.validate(cfg)
+    self.cfg = cfg
+    self.dataset = data_lib.make_dataset(cfg)  # Fails on bad data before anything is written.
+    _, self.saved_meta = (None, None) if cfg.restart else ckpt_lib.read_meta(
+        os.path.join(cfg.workdir, "checkpoints"))
+    self.accepted_changes = check_resumable(cfg, self.saved_meta["config"]) if self.saved_meta else []
+    _check_channels(cfg, self.dataset)
+    self.mesh = sharding.make_mesh(cfg.num_devices)
+    sharding.check_batch_divides(cfg.batch_size, self.mesh)
+    self.nets = build_nets(cfg, self.dataset.data_shape, DATA_AXIS, self.dataset.num_classes)
+    self.g_tx, self.d_tx = make_optimizers(cfg)
+    self.is_chief = jax.process_index() == 0
+    self.spc = steps_per_call(cfg, jax.default_backend())
+    self.abstract_state = sharding.replicated_abstract(jax.eval_shape(self.init_state), self.mesh)
+    self.feed = make_feed(self.dataset, self.mesh, cfg.d_steps, cfg.batch_size)
+    self.fns = {}
+    self.checkpointer = None
+
+  def init_state(self):
+    return create_state(self.cfg, self.nets, self.g_tx, self.d_tx)
+
+  def train_fn(self, num_steps: int):
+    """The compiled train function for calls of `num_steps` steps (compiled once, ahead of time)."""
+    if num_steps not in self.fns:
+      fn = make_train_fn(self.cfg, self.nets, self.g_tx, self.d_tx, self.mesh, num_steps,
+                         feed_batch(self.feed.kind))
+      bad = jax.ShapeDtypeStruct((), np.int32, sharding=sharding.replicated_sharding(self.mesh))
+      self.fns[num_steps] = fn.lower(self.abstract_state, bad, self.feed.data,
+                                     self.feed.abstract_inputs(num_steps)).compile()
+    return self.fns[num_steps]
+
+  def check_fits(self, first_call: int):
+    """Compiles the first call and refuses a batch that does not fit in device (or host) memory."""
+    cfg = self.cfg
+    mem = self.train_fn(first_call).memory_analysis()
+    device = self.mesh.devices.flat[0]
+    per_device = (mem.temp_size_in_bytes + mem.argument_size_in_bytes + mem.output_size_in_bytes
+                  - mem.alias_size_in_bytes)
+    sharing = len(self.mesh.local_devices) if device.platform == "cpu" else 1  # fake CPU devices share RAM
+    need = per_device * sharing + self.feed.host_bytes(first_call)
+    have = available_bytes(device)
+    if need > 0.9 * have:
+      raise ConfigError("batch_size", cfg.batch_size,
+                        f"one call of {first_call} step(s) needs ~{need / 2**30:.1f} GiB of {device.platform} memory "
+                        f"and {have / 2**30:.1f} GiB are free; lower --batch_size (or --steps_per_call)")
+
+  def meta(self, step, best, extra=None):
+    """What a checkpoint records beside the state."""
+    cfg, dataset = self.cfg, self.dataset
+    return {"config": config_lib.to_dict(cfg), "step": step, "data_shape": list(dataset.data_shape),
+            "num_classes": dataset.num_classes, "data_batches_consumed": step * cfg.d_steps,
+            "best_score": best, **(extra or {})}
+
+  @contextlib.contextmanager
+  def locked(self):
+    """WORKDIR/.lock held by process 0 for the run; every process stops if it cannot be taken."""
+    lock, error = workdir.WorkdirLock(self.cfg.workdir), None
+    if self.is_chief:
+      try:
+        lock.acquire()
+      except WorkdirError as e:
+        error = e
+    if sharding.any_process(error is not None):
+      raise error or WorkdirError(f"process 0 could not lock --workdir={self.cfg.workdir}")
+    try:
+      yield
+    finally:
+      if self.is_chief:
+        lock.release()
+
+  def restore_or_init(self):
+    """(state, best score, restored?): the newest verified checkpoint, or a fresh state.
+
+    With --restart the workdir's outputs are first moved to WORKDIR/previous_<time>/. A workdir
+    whose every checkpoint proves unreadable or corrupt is refused (they are in checkpoints_corrupt/).
+    A fresh state is built by one jitted function, born replicated on the mesh.
+    """
+    cfg = self.cfg
+    if cfg.restart and self.is_chief:
+      moved = workdir.set_aside_outputs(cfg.workdir)
+      if moved:
+        logging.warning("--restart: moved this workdir's earlier outputs to %s", moved)
+    self.checkpointer = ckpt_lib.Checkpointer(cfg.workdir, cfg.keep_checkpoints, cfg.checkpoint_timeout)
+    if self.saved_meta:
+      restored = self.checkpointer.restore_latest(self.abstract_state)
+      if not restored:
+        raise CheckpointError(
+            f"no checkpoint in {cfg.workdir}/checkpoints could be read or verified; they were moved to "
+            f"{cfg.workdir}/checkpoints_corrupt/. Rerun with --restart to start over here (the earlier outputs "
+            "are kept in previous_<time>/) or use a new --workdir")
+      state, meta, step = restored
+      logging.info("resuming from %s/checkpoints/%d", cfg.workdir, step)
+      return state, meta.get("best_score"), True
+    init = jax.jit(self.init_state, out_shardings=sharding.replicated_sharding(self.mesh))
+    return init(), None, False
+
+  def write_run_files(self, start: int):
+    """config.json (and config_history.jsonl for accepted changes); metrics records past `start` dropped."""
+    cfg = self.cfg
+    workdir.write_json(os.path.join(cfg.workdir, "config.json"), config_lib.to_dict(cfg))
+    if self.accepted_changes:
+      entry = {"step": start, "time": datetime.datetime.now().isoformat(timespec="seconds"),
+               "changes": {f: {"from": old, "to": new} for f, old, new in self.accepted_changes}}
+      with open(os.path.join(cfg.workdir, "config_history.jsonl"), "a") as f:
+        f.write(json.dumps(workdir.strict_json(entry)) + "\n")
+      logging.warning("resuming with changed flags (recorded in config_history.jsonl): %s", entry["changes"])
+    workdir.keep_records_up_to(os.path.join(cfg.workdir, "metrics.jsonl"), start)
+
+
+@contextlib.contextmanager
+def removed_on_failure(path: str, enabled: bool):
+  """Deletes `path` if the block fails while `enabled()` holds (a run that wrote nothing worth keeping)."""
+  try:
+    yield
+  except BaseException:
+    if enabled() and os.path.isdir(path):
+      shutil.rmtree(path, ignore_errors=True)
+    raise
