@@ -2,11 +2,14 @@
 
   python experiments/evaluate.py --workdir=runs/dcgan [--step=S | --best] [--num_samples=2500] [--parzen]
 
-Image runs on 1-channel data: FID, KID, the score, precision/recall/density/coverage and the class
-histogram on the shipped digit CNN's features, beside the real-data baseline (held-out vs train
-digits); for DCGAN, the accuracy of a linear classifier on D's features with 100 and with all labels;
-interpolations.png and class_means.png in WORKDIR/eval. Toy runs: modes, high quality, reverse KL.
-The table is also written to WORKDIR/eval/evaluation.json.
+Image runs: FID, KID x 1000, the Inception Score, precision/recall/density/coverage (and the class
+histogram for digits) on the features of the shipped digit CNN (1-channel data) or of pytorch-fid's
+Inception (RGB data, or --eval_features=inception), beside the real-data baseline (held-out vs train
+digits for mnist5k); for DCGAN on mnist5k, the accuracy of a linear classifier on D's features with
+100 and with all labels; interpolations.png (and class_means.png for digits) in WORKDIR/eval. Toy
+runs: modes, high quality, reverse KL. The table is also written to WORKDIR/eval/evaluation.json.
+The literature's CIFAR-10 protocol: --eval_features=inception --num_samples=50000 (against the 50,000
+training images; their features are computed once and cached).
 """
 import os
 import sys
@@ -23,6 +26,11 @@ flags.DEFINE_bool("best", False, "Use the best checkpoint.")
 flags.DEFINE_integer("num_samples", 2500, "Generated samples to score.")
 flags.DEFINE_integer("seed", 0, "Seed of the latents.")
 flags.DEFINE_bool("parzen", False, "Also the Parzen-window log-likelihood (Goodfellow et al. 2014).")
+flags.DEFINE_enum("eval_features", "auto", ["auto", "digits", "inception"], "Feature network: the digit CNN, "
+                  "pytorch-fid's Inception, or auto (digits for 1-channel data, Inception for RGB).")
+flags.DEFINE_string("inception_weights", "", "pytorch-fid's pt_inception-2015-12-05-6726825d.pth (default: "
+                    "~/.cache/torch/hub/checkpoints/, where pytorch-fid keeps it).")
+flags.DEFINE_integer("kid_subset_size", 1000, "KID subset size (torch-fidelity's default; 100 subsets).")
 FLAGS = flags.FLAGS
 
 
@@ -38,7 +46,9 @@ def main(argv):
     fail(f"--seed={FLAGS.seed}: must be >= 0")
   try:
     result = evaluation.evaluate_run(FLAGS.workdir, FLAGS.step, FLAGS.best, FLAGS.num_samples, FLAGS.seed,
-                                     FLAGS.parzen)
+                                     FLAGS.parzen, eval_features=FLAGS.eval_features,
+                                     inception_weights=FLAGS.inception_weights,
+                                     kid_subset_size=FLAGS.kid_subset_size)
   except (errors.CheckpointError, errors.DataError, errors.ConfigError) as e:
     fail(str(e))
   print(evaluation.format_table(result))

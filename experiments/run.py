@@ -13,7 +13,7 @@ from gan_jax import xla_cpu
 
 xla_cpu.configure()  # Before JAX starts its CPU backend.
 from gan_jax import config as config_lib  # noqa: E402
-from gan_jax import errors, writers  # noqa: E402
+from gan_jax import errors, runtime, writers  # noqa: E402
 
 EXPERIMENTS = os.path.dirname(os.path.abspath(__file__))
 
@@ -126,18 +126,19 @@ def main(argv):
     fail(f"unexpected arguments {argv[1:]}; flags are written --name=value")
   check_distributed_flags(flags.FLAGS)
   try:
-    from gan_jax import runtime, sharding, train  # Imported after flag parsing: JAX starts here.
-    cfg = config_lib.validate(config_from_flags())
-    f = flags.FLAGS
-    sharding.initialize_distributed(f.coordinator_address, f.num_processes, f.process_id, f.distributed)
-    runtime.enable_compilation_cache(f.compilation_cache)
-    train.train_and_evaluate(cfg)
+    with runtime.handling_signals(runtime.Signals()) as signals:  # Before JAX: see runtime.Signals.
+      from gan_jax import sharding, train  # Imported after flag parsing: JAX starts here.
+      cfg = config_lib.validate(config_from_flags())
+      f = flags.FLAGS
+      sharding.initialize_distributed(f.coordinator_address, f.num_processes, f.process_id, f.distributed)
+      runtime.enable_compilation_cache(f.compilation_cache)
+      train.train_and_evaluate(cfg, signals)
   except (errors.ConfigError, errors.DataError, errors.NonFiniteError, errors.CheckpointError,
           errors.WorkdirError) as e:
     fail(str(e))
-  except KeyboardInterrupt:  # Ctrl-C before training began (during it, the loop saves and exits 0)
-    print("error: interrupted before the first training step; nothing was saved (a new workdir is "
-          "removed again); rerun the same command to start", file=sys.stderr, flush=True)
+  except KeyboardInterrupt:  # Ctrl-C at start-up or in the final evaluation (while training, the loop saves, exits 0)
+    print("error: interrupted outside the training loop; checkpoints already saved are kept (a new workdir "
+          "that trained no step is removed); rerun the same command to go on", file=sys.stderr, flush=True)
     os._exit(130)  # Not sys.exit: a compilation still running in XLA's threads can crash the teardown.
   logging.info("done: outputs in %s", flags.FLAGS.workdir)
 

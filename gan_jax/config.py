@@ -21,7 +21,9 @@ D_ACTIVATIONS = ("relu", "leaky_relu", "maxout")
 OUTPUT_ACTIVATIONS = ("linear", "tanh", "sigmoid")
 LR_SCHEDULES = ("constant", "cosine")
 RESOLUTIONS = (28, 32, 64)
-IMAGE_METRICS = ("fid", "kid", "score", "prdc", "classes")
+IMAGE_METRICS = ("fid", "kid", "is", "pr", "dc", "classes")
+METRIC_ALIASES = {"score": ("is",), "prdc": ("pr", "dc")}  # the names of earlier versions
+EVAL_FEATURES = ("auto", "digits", "inception")
 CONDITIONINGS = ("none", "concat", "acgan", "projection")
 NAN_POLICIES = ("stop", "ignore")
 PRECISIONS = ("f32", "bf16")
@@ -104,7 +106,16 @@ class Config:
   eval_every: int = _field(1000, "Steps between evaluations (metrics.jsonl, samples).")
   eval_samples: int = _field(2500, "Generator samples per evaluation (PacGAN protocol: 2,500).")
   eval_metrics: str = _field("", "Image metrics at each eval, comma-separated: " + ", ".join(IMAGE_METRICS)
-                             + " (features of the shipped digit CNN; 1-channel data).")
+                             + " (fid; kid in units of 1e-3; is, the Inception Score; pr, precision and recall; "
+                             "dc, density and coverage; classes, the digit-class histogram).")
+  eval_features: str = _field("auto", "Feature network of the image metrics: " + _names(EVAL_FEATURES) + " (auto: "
+                              "the shipped digit CNN for 1-channel data, pytorch-fid's Inception for RGB).")
+  inception_weights: str = _field("", "pytorch-fid's pt_inception-2015-12-05-6726825d.pth ('': where pytorch-fid "
+                                  "keeps it, ~/.cache/torch/hub/checkpoints/); read safely once, then cached.")
+  kid_subset_size: int = _field(1000, "KID subset size (torch-fidelity's 1,000; 100 subsets); --eval_samples "
+                                "must be at least this.")
+  theory_samples: int = _field(100_000, "Toy data: G samples per evaluation for jsd, value and value_at_optimum, "
+                               "and D's surface in the pictures (0: off). The JSD's stated error holds from 100,000.")
   log_every: int = _field(100, "Steps between console progress lines.")
   checkpoint_every: int = _field(1000, "Steps between checkpoints.")
   keep_checkpoints: int = _field(2, "Newest checkpoints kept.")
@@ -125,7 +136,19 @@ class Config:
 
   @property
   def eval_metric_names(self) -> tuple:
-    return tuple(n.strip() for n in self.eval_metrics.split(",") if n.strip())
+    """--eval_metrics as registry names, in order, earlier names (score, prdc) translated."""
+    names = []
+    for name in (n.strip() for n in self.eval_metrics.split(",") if n.strip()):
+      for n in METRIC_ALIASES.get(name, (name,)):
+        if n not in names:
+          names.append(n)
+    return tuple(names)
+
+  def feature_network(self, channels: int) -> str:
+    """'digits' or 'inception': --eval_features, or by the data's channels when auto."""
+    if self.eval_features != "auto":
+      return self.eval_features
+    return "digits" if channels == 1 else "inception"
 
 
 def _require(ok: bool, flag: str, value, allowed: str):
@@ -195,17 +218,24 @@ def _check_numbers(cfg: Config):
   _require(cfg.batch_size % cfg.pack == 0, "pack", cfg.pack, f"must divide --batch_size={cfg.batch_size}")
 
 
-# The fewest samples each image metric can be computed from.
-MIN_EVAL_SAMPLES = {"fid": 2, "kid": 2, "score": 10, "prdc": 6, "classes": 1}
+# The fewest samples each image metric can be computed from (kid: --kid_subset_size).
+MIN_EVAL_SAMPLES = {"fid": 2, "is": 10, "pr": 6, "dc": 6, "classes": 1}
 
 
 def _check_evaluation(cfg: Config):
+  _one_of(cfg, "eval_features", EVAL_FEATURES)
+  _positive(cfg, "kid_subset_size")
+  _require(cfg.theory_samples == 0 or cfg.theory_samples >= 1000, "theory_samples", cfg.theory_samples,
+           "0 (off) or at least 1000")
   for name in cfg.eval_metric_names:
     _require(name in IMAGE_METRICS and not cfg.is_toy, "eval_metrics", cfg.eval_metrics,
              f"valid for image data: {', '.join(IMAGE_METRICS)} (toy runs always report modes)")
-    need = MIN_EVAL_SAMPLES[name]
+    need = cfg.kid_subset_size if name == "kid" else MIN_EVAL_SAMPLES[name]
     _require(cfg.eval_samples >= need, "eval_samples", cfg.eval_samples,
-             f"--eval_metrics={cfg.eval_metrics} needs at least {need} samples for {name}")
+             f"--eval_metrics={cfg.eval_metrics} needs at least {need} samples for {name}"
+             + (" (--kid_subset_size)" if name == "kid" else ""))
+  _require("classes" not in cfg.eval_metric_names or cfg.eval_features != "inception", "eval_metrics",
+           cfg.eval_metrics, "classes is the digit CNN's class histogram: drop it or use --eval_features=digits")
 
 
 def _check_workdir(cfg: Config):
@@ -244,8 +274,8 @@ TRAJECTORY_FIELDS = ("seed", "data_scale", "d_dropout", "bn_sync", "acgan_weight
                      "r1_weight", "batch_size", "lr_g", "lr_d", "beta1", "beta2", "lr_schedule", "ema_decay",
                      "precision")
 # Fields that change neither (where the outputs go, logging, evaluation, checkpoints, devices).
-FREE_FIELDS = ("workdir", "data_dir", "num_devices", "steps_per_call", "eval_every", "eval_samples",
-               "eval_metrics", "log_every", "checkpoint_every", "keep_checkpoints", "checkpoint_timeout",
+FREE_FIELDS = ("workdir", "data_dir", "num_devices", "steps_per_call", "eval_every", "eval_samples", "theory_samples",
+               "eval_metrics", "eval_features", "inception_weights", "kid_subset_size", "log_every", "checkpoint_every", "keep_checkpoints", "checkpoint_timeout",
                "nan_policy", "restart",
                "allow_config_change")
 # Fields whose group depends on the values: historical_averaging adds state when it turns on or

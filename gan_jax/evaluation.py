@@ -13,20 +13,25 @@ from gan_jax import metrics as metrics_lib
 from gan_jax import pictures, restore, tasks
 from gan_jax.data import make_dataset
 from gan_jax.generate import Generator, generate_samples, latents
-from gan_jax.metrics import digits, parzen
+from gan_jax.metrics import digits, features, parzen
 
 
-def image_table(fake, train_x, held_out_x=None, names=("fid", "kid", "score", "prdc", "classes")):
-  """{metric: (generated vs train, generated vs held-out, held-out vs train)} on digit-CNN features.
+def image_table(fake, train, held_out=None, names=("fid", "kid", "is", "pr", "dc", "classes"),
+                feature_fn=None, kid_subset_size: int = 1000, seed: int = 0):
+  """{metric: (generated vs train, generated vs held-out, held-out vs train)}.
 
-  The last column is the real-data baseline: what real unseen digits score against the training set.
-  Without held-out data the last two are None.
+  train, held_out: (logits, features) of real images (`metrics.features.reference_features`). The last
+  column is the real-data baseline: what real unseen images score against the training set. Without
+  held-out data the last two are None.
   """
-  versus_train = metrics_lib.ImageMetrics(train_x, names, digits.classify)
-  fake_row, held_row, base_row = versus_train(fake), {}, {}
-  if held_out_x is not None:
-    held_row = metrics_lib.ImageMetrics(held_out_x, names, digits.classify)(fake)
-    base_row = versus_train(held_out_x)
+  feature_fn = feature_fn or digits.logits_and_features
+  kw = dict(kid_subset_size=kid_subset_size, seed=seed)
+  versus_train = metrics_lib.ImageMetrics(None, names, feature_fn, real=train, **kw)
+  fake_features = feature_fn(fake)
+  fake_row, held_row, base_row = versus_train.compare(*fake_features), {}, {}
+  if held_out is not None:
+    held_row = metrics_lib.ImageMetrics(None, names, feature_fn, real=held_out, **kw).compare(*fake_features)
+    base_row = versus_train.compare(*held_out)
   return {k: (v, held_row.get(k), base_row.get(k)) for k, v in fake_row.items() if not isinstance(v, list)}
 
 
@@ -78,13 +83,16 @@ def class_mean_latents(nets, state, num_samples: int = 2000, seed: int = 0):
                    for c in range(probs.shape[1])])
 
 
-def evaluate_run(workdir, step=None, best=False, num_samples=2500, seed=0, with_parzen=False, out_dir=None):
+def evaluate_run(workdir, step=None, best=False, num_samples=2500, seed=0, with_parzen=False, out_dir=None,
+                 eval_features="auto", inception_weights="", kid_subset_size=1000):
   """Evaluates a run; writes pictures under out_dir; returns {'step', 'rows': {name: (value, baseline)}}."""
   cfg, nets, state, step, _ = restore.load_run(workdir, step, best)
+  cfg = dataclasses.replace(cfg, eval_metrics="", eval_features=eval_features, inception_weights=inception_weights,
+                            kid_subset_size=kid_subset_size)
   out_dir = out_dir or os.path.join(workdir, "eval")
   os.makedirs(out_dir, exist_ok=True)
   dataset = make_dataset(cfg)
-  task = tasks.make_task(dataclasses.replace(cfg, eval_metrics=""), dataset)
+  task = tasks.make_task(cfg, dataset)
   fake = task.to_data_units(generate_samples(nets, state, num_samples, seed))
   evaluate = {"toy": _toy_rows, "image": _image_rows}[task.kind]
   return {"step": step, "rows": evaluate(cfg, nets, state, task, dataset, fake, seed, with_parzen, out_dir)}
@@ -96,14 +104,23 @@ def _toy_rows(cfg, nets, state, task, dataset, fake, seed, with_parzen, out_dir)
 
 
 def _image_rows(cfg, nets, state, task, dataset, fake, seed, with_parzen, out_dir):
-  """Digit-CNN metrics against train and held-out digits, Parzen, D-feature probe, latent pictures."""
+  """Image metrics against train and held-out images, Parzen, D-feature probe, latent pictures."""
   del task
-  train = dataset.get_batch(0, min(len(fake), dataset.num_examples))
-  held_out = None
+  network = cfg.feature_network(dataset.data_shape[-1])
+  feature_fn, identity = features.feature_network(network, cfg.inception_weights)
+  names = ["fid", "kid", "is", "pr", "dc"] + (["classes"] if network == "digits" else [])
+  if len(fake) < cfg.kid_subset_size:
+    names.remove("kid")
+    print(f"kid_x1000 not computed: it needs --num_samples >= --kid_subset_size={cfg.kid_subset_size}")
+  train_ref = features.reference_features(dataset, min(len(fake), dataset.num_examples), feature_fn, identity)
+  held_out = held_ref = None
   if cfg.dataset.split(":")[0] == "mnist5k":
-    held_out = make_dataset(dataclasses.replace(cfg, dataset="mnist5k:test"))
-    held_out = held_out.get_batch(0, held_out.num_examples)
-  rows = image_table(fake, train["x"], held_out["x"] if held_out else None)
+    held_ds = make_dataset(dataclasses.replace(cfg, dataset="mnist5k:test"))
+    held_out = held_ds.get_batch(0, held_ds.num_examples)
+    held_ref = features.reference_features(held_ds, held_ds.num_examples, feature_fn, identity)
+    if held_ds.num_examples < cfg.kid_subset_size and "kid" in names:
+      names.remove("kid")
+  rows = image_table(fake, train_ref, held_ref, tuple(names), feature_fn, cfg.kid_subset_size, seed)
   if with_parzen and held_out is not None:
     rows.update({k: (v, None, None) for k, v in parzen_table(fake, held_out["x"]).items()})
   if cfg.model == "dcgan" and held_out is not None:
@@ -113,14 +130,20 @@ def _image_rows(cfg, nets, state, task, dataset, fake, seed, with_parzen, out_di
     for n in (100, None):
       acc = linear_probe(tf, every["label"], hf, held_out["label"], n)
       rows[f"d_features_linear_acc_{n or len(tf)}_labels"] = (acc, None, None)
+  _latent_pictures(nets, state, seed, out_dir, with_class_means=network == "digits")
+  return rows
+
+
+def _latent_pictures(nets, state, seed, out_dir, with_class_means: bool):
+  """interpolations.png (DCGAN paper, fig. 4) and, for digits, class_means.png (latent arithmetic)."""
   pictures.save_png(pictures.image_grid(interpolation_grid(nets, state, seed=seed), cols=10),
                     os.path.join(out_dir, "interpolations.png"))
-  means = class_mean_latents(nets, state, seed=seed)
-  # Row c: G(mean z of class c); then arithmetic: mean_c - mean_0 + mean_1 for each c.
-  arithmetic = np.concatenate([means, means - means[0] + means[1]])
-  pictures.save_png(pictures.image_grid(Generator(nets, chunk=1000)(state, arithmetic), cols=10),
-                    os.path.join(out_dir, "class_means.png"))
-  return rows
+  if with_class_means:
+    means = class_mean_latents(nets, state, seed=seed)
+    # Row c: G(mean z of class c); then arithmetic: mean_c - mean_0 + mean_1 for each c.
+    arithmetic = np.concatenate([means, means - means[0] + means[1]])
+    pictures.save_png(pictures.image_grid(Generator(nets, chunk=1000)(state, arithmetic), cols=10),
+                      os.path.join(out_dir, "class_means.png"))
 
 
 def format_table(result) -> str:

@@ -66,3 +66,44 @@ def generate_samples(nets: GANNets, state, num_samples: int, seed: int = 0, labe
   """
   labels = None if label is None else np.full((num_samples,), label, np.int32)
   return Generator(nets, chunk)(state, latents(seed, num_samples, nets.latent_dim), labels)
+
+
+def make_discriminate_fn(nets: GANNets):
+  """jitted (params, collections, x [N, *data_shape]) -> D's logits [N / pack]: an unconditional D
+  in inference mode, behind its PacGAN packing."""
+
+  def discriminate(params, collections, x):
+    return apply_module(nets.discriminator, params, collections, (x, None), False)[0]
+
+  return jax.jit(discriminate)
+
+
+class Probe:
+  """G and D of the training state as numpy functions (the theory's pictures and metrics).
+
+  `samples(state, z, ema)`: G_ema(z) or the training G(z) [N, *data_shape], model units;
+  `d_logits(state, x)`: D's logits [N / pack] for model-unit samples x (N a multiple of `pack`).
+  Inputs go in chunks of `chunk` rows, the last one padded, so each function compiles once.
+  """
+
+  def __init__(self, nets: GANNets, chunk: int = 20000):
+    self.nets, self.chunk = nets, chunk - chunk % nets.discriminator.pack
+    self._generate, self._discriminate = make_generate_fn(nets), make_discriminate_fn(nets)
+
+  def _chunked(self, fn, x, rows_per_output: int = 1):
+    x = np.asarray(x, np.float32)
+    out = []
+    for i in range(0, len(x), self.chunk):
+      part = x[i:i + self.chunk]
+      padded = np.concatenate([part, np.zeros((self.chunk - len(part), *x.shape[1:]), np.float32)])
+      out.append(_to_host(fn(jnp.asarray(padded)))[:len(part) // rows_per_output])
+    return np.concatenate(out)
+
+  def samples(self, state, z, ema: bool = True):
+    params = state.ema_g_params if ema else state.g_params
+    return self._chunked(lambda v: self._generate(params, state.g_collections, v), z)
+
+  def d_logits(self, state, x):
+    logits = self._chunked(lambda v: self._discriminate(state.d_params, state.d_collections, v), x,
+                           self.nets.discriminator.pack)
+    return logits.reshape(-1)

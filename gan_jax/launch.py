@@ -20,6 +20,7 @@ from gan_jax import data as data_lib
 from gan_jax import sharding, workdir
 from gan_jax.data.feed import feed_batch, make_feed
 from gan_jax.errors import CheckpointError, ConfigError, WorkdirError
+from gan_jax.metrics import features
 from gan_jax.nets import build_nets
 from gan_jax.sharding import DATA_AXIS
 from gan_jax.state import create_state, make_optimizers
@@ -53,12 +54,17 @@ def check_resumable(cfg, saved: dict):
   return changes["trajectory"]
 
 
-def _check_channels(cfg, dataset):
-  if cfg.eval_metric_names and dataset.data_shape[-1] != 1:
-    raise ConfigError(
-        "eval_metrics", cfg.eval_metrics, f"the shipped feature network is a digit classifier for 1-channel "
-        f"images, and {cfg.dataset} has {dataset.data_shape[-1]} channels; pass --eval_metrics= (none) or "
-        "call gan_jax.metrics.ImageMetrics with your own feature function")
+def image_feature_network(cfg, dataset):
+  """(feature_fn, identity) of the image metrics' network, or None; Inception's weight file is found
+  and read here, before anything is written (a missing file is a one-line DataError)."""
+  if cfg.is_toy or not cfg.eval_metric_names:
+    return None
+  network = cfg.feature_network(dataset.data_shape[-1])
+  if network == "inception" and "classes" in cfg.eval_metric_names:
+    raise ConfigError("eval_metrics", cfg.eval_metrics, f"classes is the digit CNN's class histogram and "
+                      f"{cfg.dataset} is evaluated with Inception features: drop classes, or pass "
+                      "--eval_features=digits for digit data")
+  return features.feature_network(network, cfg.inception_weights)
 
 
 def available_bytes(device) -> float:
@@ -81,7 +87,7 @@ class Run:
     _, self.saved_meta = (None, None) if cfg.restart else ckpt_lib.read_meta(
         os.path.join(cfg.workdir, "checkpoints"))
     self.accepted_changes = check_resumable(cfg, self.saved_meta["config"]) if self.saved_meta else []
-    _check_channels(cfg, self.dataset)
+    self.feature = image_feature_network(cfg, self.dataset)
     self.mesh = sharding.make_mesh(cfg.num_devices)
     sharding.check_batch_divides(cfg.batch_size, self.mesh)
     self.nets = build_nets(cfg, self.dataset.data_shape, DATA_AXIS, self.dataset.num_classes)

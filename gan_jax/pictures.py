@@ -1,4 +1,5 @@
-"""Pictures of what G draws: image grids and toy scatter plots (PNG). Drawing only: no JAX."""
+"""Pictures of what G draws: image grids, toy scatter plots with D's surface, the paper's Figure 1,
+V(D, G) against its optimum, and an animation of frames (PNG / GIF). Drawing only: no JAX."""
 import math
 import os
 
@@ -31,11 +32,25 @@ def save_png(array, path: str):
   Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(path)
 
 
-def scatter_png(samples, means, path: str, title: str = "", real=None):
-  """Toy samples [N, 1 or 2] as a scatter (2-D) or histogram (1-D), modes marked with x."""
+def _pyplot():
   import matplotlib
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+  return plt
+
+
+def _save(fig, path: str):
+  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  fig.savefig(path, bbox_inches="tight")
+  _pyplot().close(fig)
+
+
+def scatter_png(samples, means, path: str, title: str = "", real=None, surface=None):
+  """Toy samples [N, 1 or 2] as a scatter (2-D) or histogram (1-D), modes marked with x.
+
+  `surface` (2-D): (D(x) [S, S] on a square grid, its half-width), drawn as a heat map behind.
+  """
+  plt = _pyplot()
   samples, means = np.asarray(samples), np.asarray(means)
   fig, ax = plt.subplots(figsize=(4.5, 4.5), dpi=100)
   if samples.shape[1] == 1:
@@ -44,13 +59,75 @@ def scatter_png(samples, means, path: str, title: str = "", real=None):
     ax.hist(samples[:, 0], bins=80, density=True, alpha=0.5, label="G(z)")
     ax.legend(loc="upper right")
   else:
-    ax.scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.5, label="G(z)")
-    ax.scatter(means[:, 0], means[:, 1], marker="x", c="red", s=40, label="modes")
+    if surface is not None:
+      d, half = surface
+      image = ax.imshow(d.T, origin="lower", extent=(-half, half, -half, half), cmap="RdBu", vmin=0, vmax=1)
+      fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="D(x)")
+    ax.scatter(samples[:, 0], samples[:, 1], s=2, alpha=0.5, c="k" if surface is not None else None, label="G(z)")
+    ax.scatter(means[:, 0], means[:, 1], marker="x", c="lime" if surface is not None else "red", s=40,
+               label="modes")
     lim = 1.5 * np.abs(means).max() + 0.5
     ax.set_xlim(-lim, lim)
     ax.set_ylim(-lim, lim)
     ax.set_aspect("equal")
   ax.set_title(title, fontsize=9)
+  _save(fig, path)
+
+
+def figure1_png(curves: dict, mapping, path: str, title: str = ""):
+  """Goodfellow et al. 2014, Figure 1: p_data (black dots), p_g (green), D (blue dashes), D* (grey)
+  over x, and z -> x = G(z) as lines from a lower z axis to the x axis.
+
+  curves: {'x', 'p_data', 'p_g', 'd', 'd_star'}, each [K]; mapping: (z [L], G(z) [L]).
+  """
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+  x = curves["x"]
+  peak = max(curves["p_data"].max(), curves["p_g"].max(), 1e-9)
+  ax.plot(x, curves["p_data"] / peak, "k.", ms=2, label="p_data (exact)")
+  ax.plot(x, curves["p_g"] / peak, "g-", label="p_g (KDE of G's samples)")
+  ax.plot(x, curves["d"], "b--", label="D(x)")
+  ax.plot(x, curves["d_star"], color="0.5", lw=1, label="D*(x) = p_data / (p_data + p_g)")
+  z, gz = mapping
+  lo, hi = x[0], x[-1]
+  z_pos = lo + (hi - lo) * (z - z.min()) / max(z.max() - z.min(), 1e-9)
+  for a, b in zip(z_pos, gz):
+    ax.plot([a, b], [-0.35, -0.05], color="0.4", lw=0.6)
+  ax.axhline(-0.05, color="k", lw=0.8)
+  ax.axhline(-0.35, color="k", lw=0.8)
+  ax.text(lo, -0.45, "z (quantiles of N(0, 1), spread over the axis)", fontsize=7)
+  ax.set_xlim(lo, hi)
+  ax.set_ylim(-0.5, 1.1)
+  ax.set_xlabel("x")
+  ax.legend(loc="upper left", fontsize=7)
+  ax.set_title(title + " (densities scaled to peak 1)", fontsize=9)
+  _save(fig, path)
+
+
+def theory_png(steps, value, value_at_optimum, jsd, path: str):
+  """V(D, G) and -log 4 + 2 JSD over training, with -log 4 marked; JSD on a second axis."""
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+  ax.plot(steps, value_at_optimum, "o-", label="V(D*, G) = -log 4 + 2 JSD(p_data || p_g)")
+  ax.plot(steps, value, "s-", label="V(D, G), current D, fresh samples")
+  ax.axhline(-np.log(4.0), color="k", ls=":", label="-log 4 (p_g = p_data)")
+  ax.set_xlabel("step")
+  ax.set_ylabel("value")
+  twin = ax.twinx()
+  twin.plot(steps, jsd, "g:", label="JSD (G_ema)")
+  twin.set_ylabel("JSD (nats)", color="g")
+  ax.legend(loc="upper right", fontsize=7)
+  _save(fig, path)
+
+
+def animation(frames, path: str, ms_per_frame: int = 600):
+  """PNG frames (paths, in order) -> one looping GIF at `path`; the frames are padded to one size."""
+  images = [Image.open(f).convert("RGB") for f in frames]
+  w, h = max(i.width for i in images), max(i.height for i in images)
+  canvas = []
+  for image in images:
+    frame = Image.new("RGB", (w, h), "white")
+    frame.paste(image, (0, 0))
+    canvas.append(frame)
   os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  fig.savefig(path, bbox_inches="tight")
-  plt.close(fig)
+  canvas[0].save(path, save_all=True, append_images=canvas[1:], duration=ms_per_frame, loop=0)

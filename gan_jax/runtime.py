@@ -1,10 +1,13 @@
-"""Process-wide JAX settings the entry points apply before the first computation.
+"""Process-wide settings the entry points apply before the first computation.
 
 XLA:CPU flags live in `xla_cpu.py` (they must be set before JAX starts its CPU backend); this
-module holds the persistent compilation cache: compiled steps are written to a directory and a
-rerun or a resume of the same configuration loads them instead of compiling again.
+module holds the persistent compilation cache (compiled steps are written to a directory and a
+rerun or a resume of the same configuration loads them instead of compiling again) and the
+handling of SIGINT / SIGTERM.
 """
+import contextlib
 import os
+import signal
 
 CACHE_ENV = "GAN_JAX_COMPILATION_CACHE"  # Overrides the default directory; empty turns the cache off.
 
@@ -31,3 +34,34 @@ def enable_compilation_cache(directory: str, min_compile_seconds: float = 0.5) -
   jax.config.update("jax_persistent_cache_min_compile_time_secs", min_compile_seconds)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
   return directory
+
+
+class Signals:
+  """SIGINT / SIGTERM of one run: every one is remembered in `caught` (signal names, in order).
+
+  While `raising` (start-up and the final evaluation) a signal also raises KeyboardInterrupt, so a
+  long start-up stops at once. The list matters because Python drops an exception raised while a
+  garbage-collector callback runs (JAX installs one): a Ctrl-C landing there would be lost, so the
+  training loop looks at `caught` before its first step. While training, `raising` is False and the
+  loop saves at its next step boundary instead.
+  """
+
+  def __init__(self):
+    self.caught: list[str] = []
+    self.raising = True
+
+  def __call__(self, signum, frame):
+    self.caught.append(signal.Signals(signum).name)
+    if self.raising:
+      raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def handling_signals(handler: Signals):
+  """Installs `handler` for SIGINT and SIGTERM in the block (main thread only); restores the previous ones."""
+  previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+  try:
+    yield handler
+  finally:
+    for s, h in previous.items():
+      signal.signal(s, h)

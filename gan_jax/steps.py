@@ -114,7 +114,7 @@ def d_update(ctx: StepContext, state: GANState, real, fake, key):
   updates, d_opt_state = ctx.d_tx.update(grads, state.d_opt_state, state.d_params)
   metrics = _pmean({
       "d_loss": d_loss,
-      "value": losses.value_function(real_logits, fake_logits),
+      "batch_value": losses.value_function(real_logits, fake_logits),  # V(D, G) on this step's batch
       "d_real": jnp.mean(jax.nn.sigmoid(real_logits)),
       "d_fake": jnp.mean(jax.nn.sigmoid(fake_logits)),
       **terms,

@@ -4,7 +4,9 @@ One interface for the training evaluator, `experiments/evaluate.py` and `experim
   eval_samples         how many samples an evaluation draws
   to_data_units(x)     G's output [N, ...] -> the data's own units (toy data trains scaled)
   metrics(x)           {name: value} for samples in data units
+  theory(probe, state) metrics that need G and D themselves, and what the picture draws of them
   draw(x, path, step)  the evaluation's picture of the samples (PNG); returns what TensorBoard shows, or None
+  finish(workdir)      pictures drawn over the whole run (toy: theory.png, the Figure 1 animation)
   picture(x, path, t)  a picture of any number of samples (sample.py)
   rank(record)         a tuple to maximise for the best checkpoint, or None when nothing ranks
   final_metrics(rec)   what eval/final_metrics.json holds
@@ -15,20 +17,30 @@ import os
 import numpy as np
 
 from gan_jax import metrics as metrics_lib
-from gan_jax import pictures
+from gan_jax import pictures, theory, workdir
 from gan_jax.metrics import modes
 
 
 class ToyTask:
-  """Mixtures of Gaussians: PacGAN's mode coverage on samples in data units."""
+  """Mixtures of Gaussians: PacGAN's mode coverage on samples in data units, and the theory
+  (`gan_jax/theory.py`): JSD(p_data || p_g), V(D, G) against V(D*, G), D's surface, Figure 1."""
   kind = "toy"
-  FINAL_KEYS = ("modes", "high_quality", "reverse_kl", "mode_counts")
+  FINAL_KEYS = ("modes", "high_quality", "reverse_kl", "mode_counts", "jsd", "value", "value_at_optimum")
+  SURFACE = 160  # D's heat map: SURFACE^2 points (2-D); Figure 1's curves: 10 * SURFACE points (1-D)
 
   def __init__(self, cfg, dataset=None):
     from gan_jax.data import toy
     self.dataset = dataset or toy.ToyDataset(toy.TOY[cfg.dataset](), cfg.seed, cfg.data_scale)
     self.mixture, self.scale = self.dataset.mixture, cfg.data_scale
     self.eval_samples = cfg.eval_samples
+    self.pack, self.seed = cfg.pack, cfg.seed
+    self.grid = theory.DensityGrid.for_mixture(self.mixture)
+    self._p_grid = None  # p_data on the grid, computed at the first evaluation
+    rng = np.random.default_rng([cfg.seed, 2**31 - 2])  # fixed across evaluations, apart from training's
+    # --theory_samples of G (and as many fresh reals) per evaluation, for JSD and V (theory.JSD_ERROR).
+    self.theory_z = rng.standard_normal((cfg.theory_samples, cfg.latent_dim)).astype(np.float32)
+    self.theory_reals = self.mixture.sample(rng, cfg.theory_samples)[0]
+    self.with_theory = cfg.theory_samples > 0 and cfg.conditioning == "none"  # V(D, G) of an unconditional D
 
   def to_data_units(self, x):
     return x / self.scale
@@ -36,12 +48,75 @@ class ToyTask:
   def metrics(self, x) -> dict:
     return modes.mode_metrics(x, self.mixture.means, self.mixture.sigma)
 
-  def draw(self, x, path: str, step: int, record=None):
+  def theory(self, probe, state):
+    """({jsd, value_at_optimum, value}, what the picture draws), or ({}, None) for a conditional D.
+
+    jsd: JSD(p_data || p_g) of G_ema (the generator evaluations and final_samples.npy use), error
+    theory.JSD_ERROR. value: V(D, G) of the current D against the G it trains with, on fresh
+    reals and fakes; value_at_optimum: -log 4 + 2 JSD for that G, which bounds `value` from
+    above (for pack > 1: D judges pack-tuples, so the JSD is that of the pack-fold products).
+    """
+    if not self.with_theory:
+      return {}, None
+    x_ema = self.to_data_units(probe.samples(state, self.theory_z, ema=True))
+    x_g = self.to_data_units(probe.samples(state, self.theory_z, ema=False))
+    if self._p_grid is None:
+      self._p_grid = theory.data_density_on_grid(self.mixture, self.grid)
+    jsd = theory.jsd_estimate(self.mixture, x_ema, self.grid, self._p_grid)
+    jsd_g = (theory.jsd_estimate(self.mixture, x_g, self.grid, self._p_grid) if self.pack == 1 else
+             theory.packed_jsd_estimate(self.mixture, x_g, self.pack, np.random.default_rng(self.seed), self.grid))
+    real = probe.d_logits(state, self.theory_reals * self.scale)
+    fake = probe.d_logits(state, x_g * self.scale)
+    record = {"jsd": jsd, "value_at_optimum": theory.value_at_optimum(jsd_g), "value": theory.value(real, fake)}
+    return record, self._surface(probe, state, x_g)
+
+  def _surface(self, probe, state, x_g):
+    """2-D: (D on a square grid, half-width); 1-D: Figure 1's curves and z -> G(z) lines."""
+    if self.mixture.dim == 2:
+      half = 1.5 * np.abs(self.mixture.means).max() + 0.5
+      axis = np.linspace(-half, half, self.SURFACE)
+      points = np.stack(np.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)
+      # A packed D judges tuples: each grid point sits in every slot in turn beside samples of G.
+      d = np.mean([_sigmoid(probe.d_logits(state, _tuples(points, x_g, self.pack, slot) * self.scale))
+                   for slot in range(self.pack)], axis=0)
+      return d.reshape(self.SURFACE, self.SURFACE), half
+    mean, sigma = float(self.mixture.means[0, 0]), self.mixture.sigma
+    x = np.linspace(mean - 8 * sigma, mean + 8 * sigma, 10 * self.SURFACE)[:, None]
+    p_data = theory.mixture_pdf(self.mixture, x)
+    q, _ = theory.kde_on_grid(self.grid, x_g, theory.scott_bandwidth(self.mixture, len(x_g)))
+    p_g = theory.kde_lookup(self.grid, q, x)
+    d = np.mean([_sigmoid(probe.d_logits(state, _tuples(x, x_g, self.pack, slot) * self.scale))
+                 for slot in range(self.pack)], axis=0)
+    z = np.zeros((25, self.theory_z.shape[1]), np.float32)  # quantiles of z's first coordinate
+    z[:, 0] = np.quantile(self.theory_z[:, 0], np.linspace(0.02, 0.98, 25))
+    gz = self.to_data_units(probe.samples(state, z, ema=False))[:, 0]
+    curves = {"x": x[:, 0], "p_data": p_data, "p_g": p_g, "d": d, "d_star": theory.optimal_discriminator(p_data, p_g)}
+    return curves, (z[:, 0], gz)
+
+  def draw(self, x, path: str, step: int, record=None, surface=None):
     record = record if record is not None else self.metrics(x)
-    pictures.scatter_png(x, self.mixture.means, path, real=self.dataset.reference_sample(len(x)),
-                         title=f"step {step}: {record['modes']}/{len(self.mixture.means)} modes, "
-                               f"{100 * record['high_quality']:.1f}% high quality")
+    title = (f"step {step}: {record['modes']}/{len(self.mixture.means)} modes, "
+             f"{100 * record['high_quality']:.1f}% high quality")
+    if "jsd" in record:
+      title += f", JSD {record['jsd']:.3f}"
+    if surface is not None and self.mixture.dim == 1:
+      pictures.figure1_png(*surface, path, title=title)
+    else:
+      pictures.scatter_png(x, self.mixture.means, path, real=self.dataset.reference_sample(len(x)), title=title,
+                           surface=surface)
     return None
+
+  def finish(self, directory: str):
+    """WORKDIR/theory.png from metrics.jsonl's evaluations; for 1-D data, samples/figure1.gif of the frames."""
+    records = [r for r in workdir.read_records(os.path.join(directory, "metrics.jsonl")) if "value" in r]
+    if records:
+      pictures.theory_png([r["step"] for r in records], [r["value"] for r in records],
+                          [r["value_at_optimum"] for r in records], [r["jsd"] for r in records],
+                          os.path.join(directory, "theory.png"))
+    frames = sorted(f for f in os.listdir(os.path.join(directory, "samples")) if f.startswith("step_"))
+    if self.mixture.dim == 1 and frames:
+      pictures.animation([os.path.join(directory, "samples", f) for f in frames],
+                         os.path.join(directory, "samples", "figure1.gif"))
 
   def picture(self, x, path: str, title: str = ""):
     pictures.scatter_png(x, self.mixture.means, path, title=title)
@@ -53,39 +128,47 @@ class ToyTask:
   def final_metrics(self, record) -> dict:
     return {k: record[k] for k in self.FINAL_KEYS if k in record}
 
-  def write_reals(self, workdir: str):
-    del workdir
+  def write_reals(self, directory: str):
+    del directory
 
 
 class ImageTask:
-  """Images in [-1, 1]: `--eval_metrics` on the features of the shipped digit CNN."""
+  """Images in [-1, 1]: `--eval_metrics` on the features of `feature` = (feature_fn, its identity):
+  the digit CNN or pytorch-fid's Inception (`metrics/features.py`)."""
   kind = "image"
   GRID = 64  # samples in a picture
 
-  def __init__(self, cfg, dataset=None):
+  def __init__(self, cfg, dataset=None, feature=None):
     """Without a dataset the task only draws pictures (sample.py)."""
-    self.dataset, self.names = dataset, cfg.eval_metric_names
+    self.dataset, self.names, self.feature = dataset, cfg.eval_metric_names, feature
     self.eval_samples = cfg.eval_samples if self.names else self.GRID
     self._num_reals = min(cfg.eval_samples, dataset.num_examples) if dataset is not None else 0
+    self._kid_subset_size, self._seed = cfg.kid_subset_size, cfg.seed
     self._image_metrics = None
 
   def to_data_units(self, x):
     return x
 
   def image_metrics(self):
-    """The metrics against the real data's features, computed at the first evaluation (not before
-    the first training step)."""
+    """The metrics against the real data's features (from the reference cache), set up at the first
+    evaluation, not before the first training step."""
     if self._image_metrics is None and self.names:
-      from gan_jax.metrics import digits
-      reals = self.dataset.get_batch(0, self._num_reals)["x"]
-      self._image_metrics = metrics_lib.ImageMetrics(reals, self.names, digits.classify)
+      from gan_jax.metrics import features
+      fn, network = self.feature
+      real = features.reference_features(self.dataset, self._num_reals, fn, network)
+      self._image_metrics = metrics_lib.ImageMetrics(None, self.names, fn, real=real,
+                                                     kid_subset_size=self._kid_subset_size, seed=self._seed)
     return self._image_metrics
 
   def metrics(self, x) -> dict:
     return self.image_metrics()(x) if self.names else {}
 
-  def draw(self, x, path: str, step: int = 0, record=None):
-    del step, record
+  def theory(self, probe, state):
+    del probe, state
+    return {}, None
+
+  def draw(self, x, path: str, step: int = 0, record=None, surface=None):
+    del step, record, surface
     grid = pictures.image_grid(x[:self.GRID], cols=8)
     pictures.save_png(grid, path)
     return grid
@@ -96,7 +179,7 @@ class ImageTask:
 
   def rank(self, record):
     """Lower FID (else KID) first."""
-    for name in ("fid", "kid"):
+    for name in ("fid", "kid_x1000"):
       if name in record:
         return (-record[name],)
     return None
@@ -104,12 +187,29 @@ class ImageTask:
   def final_metrics(self, record) -> dict:
     return dict(record)
 
-  def write_reals(self, workdir: str):
+  def finish(self, directory: str):
+    del directory
+
+  def write_reals(self, directory: str):
     reals = self.dataset.get_batch(0, self.GRID)["x"]
-    pictures.save_png(pictures.image_grid(reals, cols=8), os.path.join(workdir, "reals.png"))
+    pictures.save_png(pictures.image_grid(reals, cols=8), os.path.join(directory, "reals.png"))
 
 
-def make_task(cfg, dataset=None):
-  """The task of `cfg.dataset`: toy mixtures or images (without `dataset`: pictures only, for images)."""
-  return ToyTask(cfg, dataset) if cfg.is_toy else ImageTask(cfg, dataset)
+def _sigmoid(logits):
+  return 1.0 / (1.0 + np.exp(-np.asarray(logits, np.float64)))
+
+
+def _tuples(points, fakes, pack: int, slot: int):
+  """[len(points) * pack, D]: each point in position `slot` of its pack, the others from `fakes`."""
+  if pack == 1:
+    return points
+  rows = np.asarray(fakes)[np.arange(len(points) * pack) % len(fakes)].reshape(len(points), pack, -1).copy()
+  rows[:, slot] = points
+  return rows.reshape(len(points) * pack, -1)
+
+
+def make_task(cfg, dataset=None, feature=None):
+  """The task of `cfg.dataset`: toy mixtures, or images (with `feature`, the image metrics' network;
+  without `dataset`: pictures only)."""
+  return ToyTask(cfg, dataset) if cfg.is_toy else ImageTask(cfg, dataset, feature)
 

@@ -6,14 +6,13 @@ flags -> Config -> launch.Run (checks, data, nets, compiled first call) -> lock 
 import contextlib
 import json
 import os
-import signal
 
 import jax
 import numpy as np
 from absl import logging
 
 from gan_jax import config as config_lib
-from gan_jax import generate, launch, sharding, tasks, workdir, writers
+from gan_jax import generate, launch, runtime, sharding, tasks, workdir, writers
 from gan_jax.errors import ConfigError, NonFiniteError
 from gan_jax.state import count_params
 from gan_jax.steps import GUARDED
@@ -27,6 +26,7 @@ class Evaluator:
   def __init__(self, cfg, nets, task, workdir_path, writer):
     self.task, self.workdir, self.writer = task, workdir_path, writer
     self.generator = generate.Generator(nets, chunk=500)
+    self.probe = generate.Probe(nets)
     # Fixed latents, independent of the training keys: the same picture grid every eval.
     self.z = np.asarray(jax.random.normal(
         jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 2**31 - 1), (task.eval_samples, nets.latent_dim)))
@@ -39,8 +39,11 @@ class Evaluator:
     x = self.samples(state)
     record = {k: float(v) for k, v in train_metrics.items()}
     record.update(self.task.metrics(x))
+    theory, surface = self.task.theory(self.probe, state)
+    record.update(theory)
     if self.writer.enabled:
-      image = self.task.draw(x, os.path.join(self.workdir, "samples", f"step_{step:07d}.png"), step, record)
+      image = self.task.draw(x, os.path.join(self.workdir, "samples", f"step_{step:07d}.png"), step, record,
+                             surface)
       if image is not None:
         self.writer.write_image(step, "samples", image)
     self.writer.write(step, record)
@@ -48,16 +51,23 @@ class Evaluator:
 
 
 @contextlib.contextmanager
-def preemption_signals():
-  """SIGTERM / SIGINT set a flag the loop reads at the next step boundary."""
-  caught = []
-  handler = lambda signum, frame: caught.append(signal.Signals(signum).name)  # noqa: E731
-  previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-  try:
-    yield caught
-  finally:
-    for s, h in previous.items():
-      signal.signal(s, h)
+def preemption_signals(signals: runtime.Signals | None):
+  """While training, SIGTERM / SIGINT only add to the list the loop reads at its next step boundary.
+
+  `signals`: the entry point's handler, installed since start-up (None: one is installed here). A
+  signal it caught before the loop began (one whose KeyboardInterrupt Python dropped) stops the
+  run before its first step, as an interrupted start-up.
+  """
+  with contextlib.ExitStack() as stack:
+    if signals is None:
+      signals = stack.enter_context(runtime.handling_signals(runtime.Signals()))
+    if signals.caught:
+      raise KeyboardInterrupt
+    signals.raising = False
+    try:
+      yield signals.caught
+    finally:
+      signals.raising = True
 
 
 def _nonfinite(metrics):
@@ -88,11 +98,12 @@ class _Outcome:
     self.state, self.record, self.preempted = state, record, preempted
 
 
-def train_and_evaluate(cfg: config_lib.Config) -> dict:
+def train_and_evaluate(cfg: config_lib.Config, signals: runtime.Signals | None = None) -> dict:
   """Trains to `cfg.train_steps`, resuming from WORKDIR/checkpoints; returns the final evaluation.
 
   Every check (flags, data, resume rules, memory) runs before anything is written; a run on a fresh
-  workdir that fails before its first step leaves no workdir behind.
+  workdir that fails before its first step leaves no workdir behind. `signals`: the entry point's
+  SIGINT / SIGTERM handler (see `preemption_signals`).
   """
   run = launch.Run(cfg)
   first = call_lengths(cfg, run.spc, 0, 1)
@@ -103,7 +114,7 @@ def train_and_evaluate(cfg: config_lib.Config) -> dict:
   try:
     with launch.removed_on_failure(cfg.workdir, lambda: run.is_chief and fresh and not progress["stepped"]), \
          run.locked():
-      return _train(run, progress)
+      return _train(run, progress, signals)
   except jax.errors.JaxRuntimeError as e:
     if "RESOURCE_EXHAUSTED" not in str(e):
       raise
@@ -113,7 +124,7 @@ def train_and_evaluate(cfg: config_lib.Config) -> dict:
     run.feed.close()
 
 
-def _train(run: launch.Run, progress: dict) -> dict:
+def _train(run: launch.Run, progress: dict, signals) -> dict:
   cfg = run.cfg
   state, best, _ = run.restore_or_init()
   start = int(sharding.to_host(state.step))
@@ -123,7 +134,7 @@ def _train(run: launch.Run, progress: dict) -> dict:
                count_params(state.g_params), count_params(state.d_params), run.mesh.size, jax.default_backend(),
                cfg.batch_size, run.spc)
   writer = writers.MetricWriter(cfg.workdir, enabled=run.is_chief)
-  task = tasks.make_task(cfg, run.dataset)
+  task = tasks.make_task(cfg, run.dataset, run.feature)
   evaluator = Evaluator(cfg, run.nets, task, cfg.workdir, writer)
   try:
     if start >= cfg.train_steps:
@@ -132,7 +143,7 @@ def _train(run: launch.Run, progress: dict) -> dict:
       return _final_outputs(run, evaluator, task, state, None, start)
     if run.is_chief and start == 0:
       task.write_reals(cfg.workdir)
-    outcome = _train_loop(run, evaluator, state, best, start, progress)
+    outcome = _train_loop(run, evaluator, state, best, start, progress, signals)
   finally:
     run.checkpointer.close()
     writer.close()
@@ -153,7 +164,7 @@ def _nonfinite_error(run, calls, bad_step: int) -> NonFiniteError:
       f"from this step; {kept}. Lower --lr_g/--lr_d or change --loss, then rerun (it resumes).")
 
 
-def _train_loop(run, evaluator: Evaluator, state, best, start: int, progress: dict) -> _Outcome:
+def _train_loop(run, evaluator: Evaluator, state, best, start: int, progress: dict, signals) -> _Outcome:
   """Steps from `start` to train_steps without waiting on the host between boundaries.
 
   Calls are dispatched back to back; their metrics and the NaN guard's verdict are read only at
@@ -163,7 +174,7 @@ def _train_loop(run, evaluator: Evaluator, state, best, start: int, progress: di
   bad_step = sharding.replicate(np.zeros((), np.int32), run.mesh)
   step, record, calls = start, {}, []
   clock = writers.Progress(step, cfg.train_steps)
-  with preemption_signals() as caught:
+  with preemption_signals(signals) as caught:
     while step < cfg.train_steps:
       (first, n), *upcoming = call_lengths(cfg, run.spc, step, 3)
       state, bad_step, metrics = run.train_fn(n)(state, bad_step, feed.data, feed.inputs(first, n, upcoming))
@@ -225,6 +236,7 @@ def _final_outputs(run, evaluator: Evaluator, task, state, record, step: int) ->
   if run.is_chief:
     workdir.save_npy(os.path.join(out, "final_samples.npy"), samples)
     workdir.write_json(path, final)
+    task.finish(run.cfg.workdir)
   return final
 
 

@@ -17,6 +17,7 @@ os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
 # One persistent compilation cache per test worker, shared with its run.py subprocesses (never the
 # user's own): the many runs of the same tiny configurations compile once.
 os.environ.setdefault(runtime.CACHE_ENV, tempfile.mkdtemp(prefix="gan_jax_test_cache_"))
+os.environ.setdefault("GAN_JAX_REFERENCE_CACHE", tempfile.mkdtemp(prefix="gan_jax_test_reference_"))
 xla_cpu.configure()
 runtime.enable_compilation_cache(os.environ[runtime.CACHE_ENV])
 
@@ -32,7 +33,8 @@ def toy_config(workdir, **overrides):
   from gan_jax.config import Config
   base = Config(workdir=str(workdir), dataset="ring", model="mlp", latent_dim=2, g_hidden=(32, 32),
                 d_hidden=(32, 32), batch_size=32, train_steps=10, steps_per_call=5, eval_every=5,
-                log_every=5, checkpoint_every=5, eval_samples=200, num_devices=1)
+                log_every=5, checkpoint_every=5, eval_samples=200, num_devices=1,
+                theory_samples=0)  # tests/test_theory.py turns the theory on
   return dataclasses.replace(base, **overrides)
 
 

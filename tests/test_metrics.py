@@ -42,15 +42,35 @@ def test_kid_matches_direct_numpy():
   kyy = sum(k(y[i], y[j]) for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
   kxy = sum(k(x[i], y[j]) for i in range(m) for j in range(n)) / (m * n)
   assert kid.mmd2_unbiased(x, y) == pytest.approx(kxx + kyy - 2 * kxy, abs=1e-6)
-  mean, std = kid.kid(x, y[:50], num_subsets=3, subset_size=1000)  # subsets of all points: no spread
+  mean, std = kid.kid(x, y[:50], num_subsets=3, subset_size=50)  # subsets of all points: no spread
   assert mean == pytest.approx(kid.mmd2_unbiased(x, y[:50]), abs=1e-9) and std < 1e-9
 
 
+def test_kid_refuses_subsets_larger_than_a_set():
+  x = np.random.default_rng(0).normal(size=(50, 8))
+  with pytest.raises(ValueError, match="KID subsets of 1000 need at least that many samples"):
+    kid.kid(x, x)  # torch-fidelity's default subset of 1,000
+
+
 def test_inception_score_limits():
-  same = np.tile([[0.2, 0.5, 0.3]], (100, 1))
+  same = np.tile([[0.2, 1.5, -0.3]], (100, 1))  # logits: every prediction the same
   assert inception_score.inception_score(same)[0] == pytest.approx(1.0)
-  confident = np.eye(10)[np.arange(1000) % 10]
-  assert inception_score.inception_score(confident)[0] == pytest.approx(10.0)
+  confident = 60.0 * np.eye(10)[np.arange(1000) % 10]  # logits of confident, uniformly spread classes
+  assert inception_score.inception_score(confident, num_splits=1)[0] == pytest.approx(10.0, rel=1e-6)
+
+
+def test_inception_score_shuffles_before_splitting():
+  """Samples sorted by class: unshuffled, each of 10 splits holds one class (score 1 per split)."""
+  by_class = 60.0 * np.eye(10)[np.repeat(np.arange(10), 100)]
+  assert inception_score.inception_score(by_class, num_splits=10)[0] > 9.0
+
+
+def test_inception_score_refuses_probabilities_and_non_finite_input():
+  probs = np.full((100, 4), 0.25)
+  with pytest.raises(ValueError, match="takes logits, and these rows are probabilities"):
+    inception_score.inception_score(probs)
+  with pytest.raises(ValueError, match="inf or nan"):
+    inception_score.inception_score(np.log(np.eye(4)[np.arange(100) % 4]))  # log(0) = -inf
 
 
 def test_prdc_identical_and_disjoint_sets():
@@ -83,6 +103,17 @@ def test_prdc_tells_precision_from_recall():
   assert swapped["precision"] < 0.2 and swapped["recall"] > 0.95
 
 
+def test_precision_recall_take_a_random_subset_not_the_first_rows(monkeypatch):
+  import gan_jax.metrics as metrics_lib
+  monkeypatch.setattr(metrics_lib, "PRDC_MAX", 50)
+  rng = np.random.default_rng(0)
+  real = np.concatenate([rng.normal(size=(50, 2)), rng.normal(100, 1, size=(50, 2))])  # two clusters, in order
+  fake = rng.normal(100, 1, size=(100, 2))  # all near the second
+  metrics = ImageMetrics(None, ("pr",), lambda x: (x, x), real=(real, real))
+  precision = metrics.compare(fake, fake)["precision"]
+  assert 0.3 < precision < 1.0  # the first 50 real rows alone (cluster one) would give 0
+
+
 def test_parzen_window_matches_the_gaussian_density():
   rng = np.random.default_rng(0)
   centre = np.zeros((1, 3))
@@ -108,10 +139,10 @@ def test_shipped_digit_classifier_accuracy_on_held_out_digits():
 def test_real_vs_real_baseline_is_small_and_noise_is_far():
   train_x = load_mnist5k(32, "train")[0].astype(np.float32) / 127.5 - 1
   test_x = load_mnist5k(32, "test")[0].astype(np.float32) / 127.5 - 1
-  metrics = ImageMetrics(train_x, ("fid", "classes", "score"), digits.classify)
+  metrics = ImageMetrics(train_x, ("fid", "classes", "is"), digits.logits_and_features)
   real = metrics(test_x)
   noise = metrics(np.random.default_rng(0).uniform(-1, 1, test_x.shape).astype(np.float32))
-  assert real["classes"] == 10 and real["class_reverse_kl"] < 0.01 and real["score"] > 8
+  assert real["classes"] == 10 and real["class_reverse_kl"] < 0.01 and real["is"] > 8
   assert real["fid"] < 10 < 10 * real["fid"] < noise["fid"]
 
 
@@ -126,16 +157,16 @@ def test_training_reports_image_metrics_and_evaluate_py_prints_the_table(tmp_pat
   from tests.conftest import REPO
   from tests.test_images import image_config
   cfg = image_config(tmp_path, "mnist5k", resolution=32, eval_metrics="fid,kid,classes", eval_samples=200,
-                     train_steps=2, eval_every=2, checkpoint_every=2)
+                     kid_subset_size=100, train_steps=2, eval_every=2, checkpoint_every=2)
   train.train_and_evaluate(cfg)
   record = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
-  assert record["fid"] > 0 and "kid" in record and 0 <= record["classes"] <= 10
+  assert record["fid"] > 0 and "kid_x1000" in record and 0 <= record["classes"] <= 10
   assert os.listdir(tmp_path / "checkpoints_best") == ["2"]  # ranked by FID
   result = subprocess.run([sys.executable, os.path.join(REPO, "experiments", "evaluate.py"),
-                           f"--workdir={tmp_path}", "--num_samples=300", "--parzen"],
+                           f"--workdir={tmp_path}", "--num_samples=300", "--parzen", "--kid_subset_size=100"],
                           capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
-  for row in ("| fid |", "| kid |", "| precision |", "| classes |", "| parzen_ll |",
+  for row in ("| fid |", "| kid_x1000 |", "| is |", "| precision |", "| coverage |", "| classes |", "| parzen_ll |",
               "| d_features_linear_acc_100_labels |"):
     assert row in result.stdout
   saved = json.loads((tmp_path / "eval" / "evaluation.json").read_text())

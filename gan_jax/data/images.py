@@ -11,6 +11,7 @@ once into memory at the model's resolution.
 """
 import collections
 import functools
+import hashlib
 import os
 
 import numpy as np
@@ -39,6 +40,18 @@ class ImageDataset:
     self.name, self.num_examples, self._read = name, num_examples, read
     self.data_shape, self.num_classes, self.seed = tuple(data_shape), num_classes, seed
     self.arrays = arrays
+
+  def fingerprint(self) -> dict:
+    """What identifies the stream of this dataset: name, shape, size, seed and a digest of its pixels."""
+    if not hasattr(self, "_fingerprint"):
+      self._fingerprint = {"name": self.name, "shape": list(self.data_shape), "examples": self.num_examples,
+                           "seed": self.seed}
+      if self.arrays is not None:
+        digest = hashlib.sha256()
+        for array in self.arrays:
+          digest.update(np.ascontiguousarray(array).tobytes())
+        self._fingerprint["sha256"] = digest.hexdigest()
+    return self._fingerprint
 
   @functools.lru_cache(maxsize=4)
   def permutation(self, epoch: int):

@@ -52,16 +52,22 @@ def load_params():
 
 @jax.jit
 def _apply(params, x):
-  logits, features = DigitCNN().apply({"params": params}, x)
-  return jax.nn.softmax(logits), features
+  return DigitCNN().apply({"params": params}, x)
+
+
+def logits_and_features(images, params=None, batch: int = 500):
+  """images [N, R, R, 1] in [-1, 1] -> (class logits [N, 10], features [N, 128]) as numpy: the
+  feature function of the image metrics."""
+  params = load_params() if params is None else params
+  logits, feats = [], []
+  for i in range(0, len(images), batch):
+    l, f = _apply(params, to_classifier_input(images[i:i + batch]))
+    logits.append(np.asarray(l))
+    feats.append(np.asarray(f))
+  return np.concatenate(logits), np.concatenate(feats)
 
 
 def classify(images, params=None, batch: int = 500):
   """images [N, R, R, 1] in [-1, 1] -> (class probabilities [N, 10], features [N, 128]) as numpy."""
-  params = load_params() if params is None else params
-  probs, feats = [], []
-  for i in range(0, len(images), batch):
-    p, f = _apply(params, to_classifier_input(images[i:i + batch]))
-    probs.append(np.asarray(p))
-    feats.append(np.asarray(f))
-  return np.concatenate(probs), np.concatenate(feats)
+  logits, features = logits_and_features(images, params, batch)
+  return np.asarray(jax.nn.softmax(logits)), features
