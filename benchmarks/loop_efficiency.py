@@ -8,7 +8,8 @@ and dispatching 50 calls ahead;
 (2) the loop's rate: `experiments/run.py` with the same flags, steady state, read from the
 timestamps of its progress lines after the first (which holds start-up and compilation), with
 evaluation and checkpoints only at the end; efficiency = (2) / (1), measured in the same run.
-Configurations: dcgan_small (dcgan.flags --width=8 --batch_size=16), dcgan (dcgan.flags), and on a
+Configurations: dcgan_small (dcgan.flags --width=8 --batch_size=16), dcgan (dcgan.flags: width 32
+since the main-job recipe search; results/loop_efficiency.md was measured at width 64), and on a
 GPU/TPU dcgan64_folder (a folder of 64x64 RGB PNGs, batch 128).
 """
 import argparse

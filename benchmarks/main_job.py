@@ -25,7 +25,8 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 CANDIDATES = {
     # The recipe before the search: width 64, 2,000 steps, EMA 0.995.
-    "baseline_w64_2k": [],
+    "baseline_w64_2k": ["--width=64", "--train_steps=2000", "--ema_decay=0.995", "--eval_every=500",
+                        "--checkpoint_every=500", "--log_every=100"],
     # A quarter of the convolution work per step buys four times the steps; a longer EMA.
     "w32_8k_ema999": ["--width=32", "--train_steps=8000", "--ema_decay=0.999", "--eval_every=2000",
                       "--checkpoint_every=2000", "--log_every=500"],
@@ -33,29 +34,35 @@ CANDIDATES = {
                              "--eval_every=2000", "--checkpoint_every=2000", "--log_every=500"],
     "w32_8k_ema999_ttur": ["--width=32", "--train_steps=8000", "--ema_decay=0.999", "--lr_d=4e-4", "--lr_g=1e-4",
                            "--eval_every=2000", "--checkpoint_every=2000", "--log_every=500"],
+    "w32_8500_ttur": ["--width=32", "--train_steps=8500", "--ema_decay=0.999", "--lr_d=4e-4", "--lr_g=1e-4",
+                      "--eval_every=2500", "--checkpoint_every=2500", "--log_every=500"],
+    "w32_8500_ema9995": ["--width=32", "--train_steps=8500", "--ema_decay=0.9995", "--eval_every=2500",
+                         "--checkpoint_every=2500", "--log_every=500"],
     "w48_5k_ema999": ["--width=48", "--train_steps=5000", "--ema_decay=0.999", "--eval_every=1000",
                       "--checkpoint_every=1000", "--log_every=500"],
 }
 
 
-def run_candidate(name: str, seed: int, budget_s: float) -> dict:
+def run_candidate(name: str, seed: int, budget_s: float, keep: str = "") -> dict:
+  """One run in a fresh workdir (kept under `keep`/NAME_seedS if given, else deleted)."""
   flags = CANDIDATES[name]
   with tempfile.TemporaryDirectory() as tmp:
+    work = os.path.join(keep, f"{name}_seed{seed}") if keep else os.path.join(tmp, "w")
     command = [sys.executable, os.path.join(REPO, "experiments", "run.py"), "--flagfile=dcgan.flags", *flags,
-               f"--seed={seed}", f"--workdir={tmp}/w", "--compilation_cache="]
+               f"--seed={seed}", f"--workdir={work}", "--compilation_cache="]
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if result.returncode != 0:
       return {"name": name, "seed": seed, "error": result.stderr.strip().splitlines()[-1][:200], "wall": wall}
-    with open(os.path.join(tmp, "w", "eval", "final_metrics.json")) as f:
+    with open(os.path.join(work, "eval", "final_metrics.json")) as f:
       final = json.load(f)
   return {"name": name, "seed": seed, "fid": final["fid"], "class_reverse_kl": final["class_reverse_kl"],
           "steps": final["step"], "wall": wall, "over": wall > budget_s}
 
 
 def row(r: dict) -> str:
-  flags = " ".join(CANDIDATES[r["name"]]) or "(dcgan.flags as it was)"
+  flags = " ".join(CANDIDATES[r["name"]]) or "(none)"
   if "error" in r:
     return f"| {r['name']} | {r['seed']} | failed: {r['error']} | | | {r['wall']:.0f} | {flags} |"
   mark = " (over budget)" if r["over"] else ""
@@ -69,6 +76,7 @@ def main():
   parser.add_argument("--seeds", default="0,1,2")
   parser.add_argument("--budget_s", type=float, default=600.0)
   parser.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "main_job.md"))
+  parser.add_argument("--keep", default="", help="Keep each run's workdir under this folder (default: deleted).")
   args = parser.parse_args()
   names = args.candidates.split(",")
   unknown = [n for n in names if n not in CANDIDATES]
@@ -83,7 +91,7 @@ def main():
     f.write(header)
   for name in names:
     for seed in (int(s) for s in args.seeds.split(",")):
-      r = run_candidate(name, seed, args.budget_s)
+      r = run_candidate(name, seed, args.budget_s, args.keep)
       print(row(r), flush=True)
       with open(args.out, "a") as f:
         f.write(row(r) + "\n")

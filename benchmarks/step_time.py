@@ -10,7 +10,8 @@ PyTorch runs the same architecture (parameter counts asserted equal): on CPU eag
 with cudnn.benchmark, channels_last, torch.compile and bf16 autocast, the best of them being the
 reference. Rounds alternate the two after warm-up; medians are printed.
 
-Configurations: CPU: dcgan32 (dcgan.flags' net, 32x32x1, batch 64), ring_mlp (3x256, batch 512);
+Configurations: CPU: dcgan32 (the DCGAN at width 64, 32x32x1, batch 64: dcgan.flags' net before the
+main-job recipe made it width 32), ring_mlp (3x256, batch 512);
 GPU/TPU: dcgan32, dcgan64_b128 and dcgan64_b512 (64x64x3, width 64). Printed per configuration and
 precision: ms per iteration, PyTorch ms / gan-jax ms, compile seconds, and achieved TFLOP/s (FLOPs
 counted once by XLA:CPU's cost analysis of the f32 step, which counts convolutions; the GPU's does

@@ -16,6 +16,11 @@ adaptive quadrature (`divergences.js_gaussian`) differ by 1e-3 to 2.9e-3 (the ke
 so the estimate errs low); the ring with half its modes dropped (0.21576 exactly) gives 0.21624.
 `packed_jsd_estimate` (pack 2): 4e-3 (ring) and 8e-3 (grid) for identical distributions, within
 PACKED_JSD_ERROR = 1.5e-2.
+
+Those bounds hold for a smooth p_g. A G's own density can have sharp features (in 1-D a ReLU MLP's
+G(z) piles mass at its kinks), and then the estimate is the JSD of p_g smoothed at the kernel's
+bandwidth: on the default gauss1d run, scipy's gaussian_kde of the final samples at the same
+bandwidth agrees to 1.7e-3, while halving or raising the bandwidth by 40 % moves it by 0.01-0.02.
 """
 import dataclasses
 
@@ -81,10 +86,26 @@ class DensityGrid:
     return np.stack(counts) / len(samples), 1.0 - inside.mean()
 
 
-def scott_bandwidth(mixture, num_samples: int) -> float:
-  """Scott's rule for one mode's share of the samples: sigma * (N / M)^(-1 / (D + 4))."""
-  per_mode = max(num_samples / len(mixture.means), 1.0)
-  return mixture.sigma * per_mode ** (-1.0 / (mixture.dim + 4))
+def scott_bandwidth(grid: DensityGrid, samples, sigma: float) -> float:
+  """Scott's rule for one mode's share of the samples: s * (n / M)^(-1 / (D + 4)).
+
+  s: the samples' own spread around their box's mean (pooled over the boxes and the axes), so a
+  G narrower than the data is not smoothed to the data's width; `sigma` (the data's) when no
+  sample falls in a box. n: the samples in the boxes.
+  """
+  samples = np.asarray(samples, np.float64)
+  taken = np.zeros(len(samples), bool)
+  squares, count = 0.0, 0
+  for mean in grid.means:
+    inside = np.all(np.abs(samples - mean) < grid.half_width, axis=1) & ~taken
+    taken |= inside
+    if inside.sum() > 1:
+      local = samples[inside]
+      squares += ((local - local.mean(0)) ** 2).sum()
+      count += len(local) - 1
+  spread = np.sqrt(squares / (count * grid.dim)) if count else sigma
+  per_mode = max(taken.sum() / len(grid.means), 1.0)
+  return float(spread * per_mode ** (-1.0 / (grid.dim + 4)))
 
 
 def kde_on_grid(grid: DensityGrid, samples, bandwidth: float):
@@ -125,7 +146,7 @@ def jsd_estimate(mixture, samples, grid: DensityGrid | None = None, p_data=None)
   grid = grid or DensityGrid.for_mixture(mixture)
   volume = grid.h ** grid.dim
   p = data_density_on_grid(mixture, grid) if p_data is None else p_data
-  q, q_outside = kde_on_grid(grid, samples, scott_bandwidth(mixture, len(samples)))
+  q, q_outside = kde_on_grid(grid, samples, scott_bandwidth(grid, samples, mixture.sigma))
   return jsd_on_grid(p, q, volume, q_outside)
 
 
@@ -151,7 +172,7 @@ def packed_jsd_estimate(mixture, samples, pack: int, rng: np.random.Generator, g
   """
   samples = np.asarray(samples, np.float64)
   grid = grid or DensityGrid.for_mixture(mixture)
-  q, _ = kde_on_grid(grid, samples, scott_bandwidth(mixture, len(samples)))
+  q, _ = kde_on_grid(grid, samples, scott_bandwidth(grid, samples, mixture.sigma))
   n = len(samples) // pack
   reals = mixture.sample(rng, n * pack)[0].astype(np.float64)
   fakes = samples[rng.permutation(len(samples))[:n * pack]]

@@ -68,3 +68,20 @@ def test_xla_cpu_flags_are_added_once_never_override_and_can_be_refused(monkeypa
   assert xla_cpu.configure({xla_cpu.OPT_OUT: "0"}) == ""
   monkeypatch.setattr(xla_cpu.importlib.metadata, "version", lambda name: "0.12.0")
   assert xla_cpu.configure({}) == ""  # not measured there: an unknown flag would abort XLA
+
+
+@pytest.mark.integration
+def test_main_job_runs_a_candidate_and_appends_its_row(tmp_path, monkeypatch):
+  from benchmarks import main_job
+  monkeypatch.setitem(main_job.CANDIDATES, "tiny", ["--width=8", "--batch_size=8", "--train_steps=2",
+                                                    "--eval_every=2", "--checkpoint_every=2", "--eval_samples=100"])
+  out = tmp_path / "main_job.md"
+  monkeypatch.setattr(sys, "argv", ["main_job.py", "--candidates=tiny", "--seeds=3", f"--out={out}",
+                                    f"--keep={tmp_path / 'runs'}", "--budget_s=0.001"])
+  main_job.main()
+  table = out.read_text()
+  assert "--candidates=tiny --seeds=3" in table
+  row = [l for l in table.splitlines() if l.startswith("| tiny | 3 |")]
+  assert len(row) == 1 and "(over budget)" in row[0] and "| 2 |" in row[0]  # steps reached
+  final = json.loads((tmp_path / "runs" / "tiny_seed3" / "eval" / "final_metrics.json").read_text())
+  assert f"| {final['fid']:.2f} | {final['class_reverse_kl']:.4f} |" in row[0]
