@@ -26,7 +26,7 @@ class ToyTask:
   (`gan_jax/theory.py`): JSD(p_data || p_g), V(D, G) against V(D*, G), D's surface, Figure 1."""
   kind = "toy"
   FINAL_KEYS = ("modes", "high_quality", "reverse_kl", "mode_counts", "jsd", "value", "value_at_optimum")
-  SURFACE = 160  # D's heat map: SURFACE^2 points (2-D); Figure 1's curves: 10 * SURFACE points (1-D)
+  SURFACE = 100  # D's heat map: SURFACE^2 points (2-D); Figure 1's curves: 10 * SURFACE points (1-D)
 
   def __init__(self, cfg, dataset=None):
     from gan_jax.data import toy

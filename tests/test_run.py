@@ -73,7 +73,7 @@ def test_flagfile_path_from_repo_root(tmp_path):
   result = run_cli("--flagfile=experiments/gauss1d.flags", f"--workdir={tmp_path}/g", "--train_steps=10",
                    "--steps_per_call=5", "--eval_every=5", "--checkpoint_every=5", "--log_every=5")
   assert result.returncode == 0, result.stderr[-3000:]
-  assert np.load(tmp_path / "g" / "eval" / "final_samples.npy").shape == (2500, 1)
+  assert np.load(tmp_path / "g" / "eval" / "final_samples.npy").shape == (20000, 1)  # gauss1d.flags: --eval_samples=20000
 
 
 @pytest.mark.integration
