@@ -8,6 +8,7 @@ handling of SIGINT / SIGTERM.
 import contextlib
 import os
 import signal
+import sys
 
 CACHE_ENV = "GAN_JAX_COMPILATION_CACHE"  # Overrides the default directory; empty turns the cache off.
 
@@ -58,10 +59,22 @@ class Signals:
 
 @contextlib.contextmanager
 def handling_signals(handler: Signals):
-  """Installs `handler` for SIGINT and SIGTERM in the block (main thread only); restores the previous ones."""
+  """Installs `handler` for SIGINT and SIGTERM in the block (main thread only); restores the previous ones.
+
+  A KeyboardInterrupt that Python drops (raised in a gc or weakref callback) would be printed as
+  "Exception ignored ... Traceback": it is already in `handler.caught`, so it is not printed.
+  """
   previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+  previous_hook = sys.unraisablehook
+
+  def hook(unraisable):
+    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+      previous_hook(unraisable)
+
+  sys.unraisablehook = hook
   try:
     yield handler
   finally:
+    sys.unraisablehook = previous_hook
     for s, h in previous.items():
       signal.signal(s, h)

@@ -266,6 +266,25 @@ def test_a_signal_whose_keyboard_interrupt_was_dropped_still_stops_the_start_up(
   assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_a_dropped_keyboard_interrupt_prints_no_traceback(monkeypatch):
+  """Python hands an exception raised in a gc / weakref callback to sys.unraisablehook, which prints
+  it with a traceback: a dropped KeyboardInterrupt (already recorded) must not get there."""
+  from gan_jax import runtime
+  reached = []
+  monkeypatch.setattr(sys, "unraisablehook", lambda u: reached.append(type(u.exc_value).__name__))
+
+  def unraisable(exc):
+    return type("Unraisable", (), {"exc_type": type(exc), "exc_value": exc, "exc_traceback": None,
+                                   "err_msg": "Exception ignored in", "object": None})()
+
+  with runtime.handling_signals(runtime.Signals()):
+    sys.unraisablehook(unraisable(KeyboardInterrupt()))
+    sys.unraisablehook(unraisable(ValueError("shown")))  # anything else still reaches the previous hook
+  assert reached == ["ValueError"]
+  sys.unraisablehook(unraisable(KeyboardInterrupt()))  # the previous hook is back
+  assert reached == ["ValueError", "KeyboardInterrupt"]
+
+
 @pytest.mark.integration
 def test_ctrl_c_during_start_up_is_one_line_and_leaves_nothing(tmp_path):
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", JAX_PLATFORMS="cpu")
