@@ -72,18 +72,24 @@ class DensityGrid:
     mesh = np.stack(np.meshgrid(*[offsets] * self.dim, indexing="ij"), -1).reshape(-1, self.dim)
     return self.means[:, None, :] + mesh[None], self.h ** self.dim
 
+  def locate(self, x):
+    """(box [N] int, -1 off every box; flat cell index [N] within it) of points x [N, D]; the first box wins."""
+    x = np.asarray(x, np.float64)
+    box, cell = np.full(len(x), -1), np.zeros(len(x), np.int64)
+    for i, mean in enumerate(self.means):
+      local = (x - mean + self.half_width) / self.h  # cell coordinates
+      ok = np.all((local >= 0) & (local < self.cells), axis=1) & (box < 0)
+      box[ok] = i
+      cell[ok] = np.ravel_multi_index(tuple(local[ok].astype(np.int64).T), (self.cells,) * self.dim)
+    return box, cell
+
   def histogram(self, samples):
     """(counts per cell [M, cells^D] / N, fraction of the samples outside every box)."""
-    samples = np.asarray(samples, np.float64)
-    inside = np.zeros(len(samples), bool)
-    counts = []
-    for mean in self.means:
-      local = (samples - mean + self.half_width) / self.h  # cell coordinates
-      ok = np.all((local >= 0) & (local < self.cells), axis=1) & ~inside
-      inside |= ok
-      idx = np.ravel_multi_index(tuple(local[ok].astype(np.int64).T), (self.cells,) * self.dim)
-      counts.append(np.bincount(idx, minlength=self.cells ** self.dim))
-    return np.stack(counts) / len(samples), 1.0 - inside.mean()
+    box, cell = self.locate(samples)
+    inside = box >= 0
+    size = self.cells ** self.dim
+    counts = np.bincount(box[inside] * size + cell[inside], minlength=len(self.means) * size)
+    return counts.reshape(len(self.means), size) / len(box), 1.0 - inside.mean()
 
 
 def scott_bandwidth(grid: DensityGrid, samples, sigma: float) -> float:
@@ -94,17 +100,15 @@ def scott_bandwidth(grid: DensityGrid, samples, sigma: float) -> float:
   sample falls in a box. n: the samples in the boxes.
   """
   samples = np.asarray(samples, np.float64)
-  taken = np.zeros(len(samples), bool)
+  box, _ = grid.locate(samples)
   squares, count = 0.0, 0
-  for mean in grid.means:
-    inside = np.all(np.abs(samples - mean) < grid.half_width, axis=1) & ~taken
-    taken |= inside
-    if inside.sum() > 1:
-      local = samples[inside]
+  for i in range(len(grid.means)):
+    local = samples[box == i]
+    if len(local) > 1:
       squares += ((local - local.mean(0)) ** 2).sum()
       count += len(local) - 1
   spread = np.sqrt(squares / (count * grid.dim)) if count else sigma
-  per_mode = max(taken.sum() / len(grid.means), 1.0)
+  per_mode = max((box >= 0).sum() / len(grid.means), 1.0)
   return float(spread * per_mode ** (-1.0 / (grid.dim + 4)))
 
 
@@ -152,15 +156,8 @@ def jsd_estimate(mixture, samples, grid: DensityGrid | None = None, p_data=None)
 
 def kde_lookup(grid: DensityGrid, density, x):
   """The gridded density [M, cells^D] at points x [N, D] (0 off the boxes)."""
-  x = np.asarray(x, np.float64)
-  out = np.zeros(len(x))
-  done = np.zeros(len(x), bool)
-  for i, mean in enumerate(grid.means):
-    local = (x - mean + grid.half_width) / grid.h
-    ok = np.all((local >= 0) & (local < grid.cells), axis=1) & ~done
-    done |= ok
-    out[ok] = density[i, np.ravel_multi_index(tuple(local[ok].astype(np.int64).T), (grid.cells,) * grid.dim)]
-  return out
+  box, cell = grid.locate(x)
+  return np.where(box >= 0, density[np.maximum(box, 0), cell], 0.0)
 
 
 def packed_jsd_estimate(mixture, samples, pack: int, rng: np.random.Generator, grid: DensityGrid | None = None):
