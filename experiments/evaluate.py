@@ -6,7 +6,8 @@ Image runs: FID, KID x 1000, the Inception Score, precision/recall/density/cover
 histogram for digits) on the features of the shipped digit CNN (1-channel data) or of pytorch-fid's
 Inception (RGB data, or --eval_features=inception), beside the real-data baseline (held-out vs train
 digits for mnist5k); for DCGAN on mnist5k, the accuracy of a linear classifier on D's features with
-100 and with all labels; interpolations.png (and class_means.png for digits) in WORKDIR/eval. Toy
+100 and with all labels; in WORKDIR/eval interpolations.png (one class per row for a conditional G) and
+classes.png (a conditional G: each row one z under every class) or class_means.png (digits). Toy
 runs: modes, high quality, reverse KL. The table is also written to WORKDIR/eval/evaluation.json.
 The literature's CIFAR-10 protocol: --eval_features=inception --num_samples=50000 (against the 50,000
 training images; their features are computed once and cached).

@@ -45,9 +45,18 @@ def parzen_table(fake, held_out_x):
 
 
 def discriminator_features(nets, state, images, batch: int = 500):
-  """D's last feature map, flattened: [N, F] (the DCGAN paper reuses D's features for classification)."""
+  """D's last feature map, flattened: [N, F] (the DCGAN paper reuses D's features for classification).
+
+  A conditional D is told class 0 for every image, so no label reaches the features: those of a
+  projection or AC-GAN D do not depend on it; a concat D's are its features as if every image were a 0.
+  """
   variables = {"params": state.d_params, **state.d_collections}
-  fn = jax.jit(lambda x: nets.discriminator.apply(variables, x, train=False, features=True)[1])
+
+  def features(x):
+    labels = jnp.zeros((x.shape[0],), jnp.int32) if nets.num_classes else None
+    return nets.discriminator.apply(variables, x, labels, train=False, features=True)[1]
+
+  fn = jax.jit(features)
   return np.concatenate([np.asarray(fn(jnp.asarray(images[i:i + batch]))).reshape(
       len(images[i:i + batch]), -1) for i in range(0, len(images), batch)])
 
@@ -65,13 +74,27 @@ def linear_probe(train_f, train_y, test_f, test_y, num_labels=None, seed: int = 
 
 
 def interpolation_grid(nets, state, rows: int = 8, steps: int = 10, seed: int = 0):
-  """Images along straight lines between random latent pairs: [rows*steps, ...] (DCGAN paper, fig. 4)."""
+  """Images along straight lines between random latent pairs: [rows*steps, ...] (DCGAN paper, fig. 4).
+
+  A conditional G keeps one class along each line (row r: class r % C), so the walk shows z alone.
+  """
   key_a, key_b = jax.random.split(jax.random.PRNGKey(seed))
   za = jax.random.normal(key_a, (rows, 1, nets.latent_dim))
   zb = jax.random.normal(key_b, (rows, 1, nets.latent_dim))
   t = jnp.linspace(0, 1, steps)[None, :, None]
   z = (za * (1 - t) + zb * t).reshape(rows * steps, nets.latent_dim)
-  return Generator(nets, chunk=1000)(state, z)
+  labels = np.repeat(np.arange(rows) % nets.num_classes, steps) if nets.num_classes else None
+  return Generator(nets, chunk=1000)(state, z, labels)
+
+
+def class_grid(nets, state, rows: int = 8, seed: int = 0):
+  """A conditional G's classes under one z: row i is G(z_i, c) for c = 0 .. C-1: [rows*C, ...].
+
+  The label sets the class; what stays along a row (slant, stroke, width) is what z holds.
+  """
+  classes = nets.num_classes
+  z = np.repeat(np.asarray(latents(seed, rows, nets.latent_dim)), classes, axis=0)
+  return Generator(nets, chunk=1000)(state, z, np.tile(np.arange(classes), rows))
 
 
 def class_mean_latents(nets, state, num_samples: int = 2000, seed: int = 0):
@@ -135,10 +158,14 @@ def _image_rows(cfg, nets, state, task, dataset, fake, seed, with_parzen, out_di
 
 
 def _latent_pictures(nets, state, seed, out_dir, with_class_means: bool):
-  """interpolations.png (DCGAN paper, fig. 4) and, for digits, class_means.png (latent arithmetic)."""
+  """interpolations.png (DCGAN paper, fig. 4); for a conditional G classes.png (`class_grid`), else
+  for digits class_means.png (latent arithmetic)."""
   pictures.save_png(pictures.image_grid(interpolation_grid(nets, state, seed=seed), cols=10),
                     os.path.join(out_dir, "interpolations.png"))
-  if with_class_means:
+  if nets.num_classes:
+    pictures.save_png(pictures.image_grid(class_grid(nets, state, seed=seed), cols=nets.num_classes),
+                      os.path.join(out_dir, "classes.png"))
+  elif with_class_means:
     means = class_mean_latents(nets, state, seed=seed)
     # Row c: G(mean z of class c); then arithmetic: mean_c - mean_0 + mean_1 for each c.
     arithmetic = np.concatenate([means, means - means[0] + means[1]])

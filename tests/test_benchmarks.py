@@ -85,3 +85,34 @@ def test_main_job_runs_a_candidate_and_appends_its_row(tmp_path, monkeypatch):
   assert len(row) == 1 and "(over budget)" in row[0] and "| 2 |" in row[0]  # steps reached
   final = json.loads((tmp_path / "runs" / "tiny_seed3" / "eval" / "final_metrics.json").read_text())
   assert f"| {final['fid']:.2f} | {final['class_reverse_kl']:.4f} |" in row[0]
+  lines = (tmp_path / "runs" / "tiny_seed3" / "metrics.jsonl").read_text().splitlines()
+  fids = [r["fid"] for r in map(json.loads, lines) if "fid" in r]
+  assert len(fids) == 1 and f"| {fids[0]:.1f} |" in row[0]  # the FID at each evaluation (one, at step 2)
+
+
+@pytest.mark.integration
+def test_main_job_screens_candidates_side_by_side_one_cpu_each(tmp_path, monkeypatch):
+  from benchmarks import main_job
+  monkeypatch.setitem(main_job.CANDIDATES, "tiny", ["--width=8", "--batch_size=8", "--train_steps=2",
+                                                    "--eval_every=1", "--checkpoint_every=2", "--eval_samples=100"])
+  out = tmp_path / "main_job.md"
+  monkeypatch.setattr(sys, "argv", ["main_job.py", "--candidates=tiny", "--seeds=3,4", f"--out={out}",
+                                    f"--keep={tmp_path / 'runs'}", "--budget_s=0.001", "--one_cpu_each"])
+  pinned, run = [], main_job.subprocess.run
+
+  def spy(command, **kwargs):
+    pinned.append(kwargs.get("preexec_fn") is not None)
+    return run(command, **kwargs)
+
+  monkeypatch.setattr(main_job.subprocess, "run", spy)
+  main_job.main()
+  assert pinned == [True, True]
+  table = out.read_text()
+  assert "--one_cpu_each` (screening" in table
+  rows = [l for l in table.splitlines() if l.startswith("| tiny |")]
+  assert [r.split(" | ")[1] for r in rows] == ["3", "4"]
+  assert not any("(over budget)" in r for r in rows)  # a pinned run's wall time is not judged
+  for seed, row in zip((3, 4), rows):
+    lines = (tmp_path / "runs" / f"tiny_seed{seed}" / "metrics.jsonl").read_text().splitlines()
+    fids = [r["fid"] for r in map(json.loads, lines) if "fid" in r]
+    assert len(fids) == 2 and f"| {fids[0]:.1f} / {fids[1]:.1f} |" in row

@@ -222,7 +222,8 @@ BAD = [
     (["--batch_size=100000000"], "--batch_size=100000000: one call of"),
     (["--lr_g=inf"], "--lr_g=inf: must be a finite number"),
     (["--beta2=0"], "--beta2=0.0: must lie in (0, 1)"),
-    (["--flagfile=dcgan.flags", "--eval_metrics=prdc", "--eval_samples=2"], "needs at least 6 samples for pr"),
+    (["--flagfile=dcgan.flags", "--conditioning=none", "--eval_metrics=prdc", "--eval_samples=2"],
+     "needs at least 6 samples for pr"),
 ]
 
 

@@ -175,6 +175,37 @@ def test_training_reports_image_metrics_and_evaluate_py_prints_the_table(tmp_pat
   assert (tmp_path / "eval" / "interpolations.png").exists() and (tmp_path / "eval" / "class_means.png").exists()
 
 
+def test_a_conditional_generators_walks_keep_one_class_and_its_class_grid_holds_z(tmp_path):
+  import jax
+
+  from gan_jax import evaluation, nets as nets_lib, state as state_lib
+  from gan_jax.generate import Generator, latents
+  from tests.test_images import image_config
+  cfg = image_config(tmp_path, "mnist5k", resolution=32, conditioning="projection")
+  nets = nets_lib.build_nets(cfg, (32, 32, 1), num_classes=10)
+  state = state_lib.create_state(cfg, nets, *state_lib.make_optimizers(cfg))
+  generator = Generator(nets)
+
+  def close(actual, expected):  # an untrained G draws values ~1e-5: the tolerance scales with them
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-3 * np.abs(expected).max())
+
+  walks = evaluation.interpolation_grid(nets, state, rows=3, steps=4).reshape(3, 4, 32, 32, 1)
+  key_a, key_b = jax.random.split(jax.random.PRNGKey(0))
+  z_a, z_b = jax.random.normal(key_a, (3, 1, 16)), jax.random.normal(key_b, (3, 1, 16))
+  for r in range(3):  # the ends of row r are G(z_a, r) and G(z_b, r)
+    close(walks[r, [0, -1]], generator(state, np.stack([z_a[r, 0], z_b[r, 0]]), np.array([r, r])))
+  grid = evaluation.class_grid(nets, state, rows=2, seed=5).reshape(2, 10, 32, 32, 1)
+  z = np.asarray(latents(5, 2, 16))
+  for i in range(2):
+    close(grid[i], generator(state, np.repeat(z[i:i + 1], 10, 0), np.arange(10)))
+  differ = np.abs(grid[0, 0] - grid[0, 1]).max()
+  assert differ > 0.1 * np.abs(grid[0, 0]).max()  # the label changes the picture (the checks can fail)
+  images = grid.reshape(20, 32, 32, 1) * 1e4  # D's features for the linear probe: a projection D's see no label
+  variables = {"params": state.d_params, **state.d_collections}
+  given_7 = nets.discriminator.apply(variables, images, np.full(20, 7), train=False, features=True)[1]
+  close(evaluation.discriminator_features(nets, state, images, batch=8), np.asarray(given_7).reshape(20, -1))
+
+
 def test_eval_metrics_flag_is_validated(tmp_path):
   from gan_jax import config as config_lib
   from tests.conftest import toy_config
