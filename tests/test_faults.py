@@ -261,10 +261,15 @@ def test_a_signal_whose_keyboard_interrupt_was_dropped_still_stops_the_start_up(
   from gan_jax import runtime
   signals = runtime.Signals()
   signals.caught.append("SIGINT")
-  with runtime.handling_signals(signals), pytest.raises(KeyboardInterrupt):
-    train.train_and_evaluate(toy_config(tmp_path / "w", **KW), signals)
-  assert not (tmp_path / "w").exists()
-  assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+  # A known handler first: an earlier test in the same pytest worker has been seen to leave SIG_IGN.
+  before = signal.signal(signal.SIGINT, signal.default_int_handler)
+  try:
+    with runtime.handling_signals(signals), pytest.raises(KeyboardInterrupt):
+      train.train_and_evaluate(toy_config(tmp_path / "w", **KW), signals)
+    assert not (tmp_path / "w").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # ours removed again
+  finally:
+    signal.signal(signal.SIGINT, before)
 
 
 def test_a_dropped_keyboard_interrupt_prints_no_traceback(monkeypatch):
