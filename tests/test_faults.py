@@ -261,7 +261,7 @@ def test_a_signal_whose_keyboard_interrupt_was_dropped_still_stops_the_start_up(
   from gan_jax import runtime
   signals = runtime.Signals()
   signals.caught.append("SIGINT")
-  # A known handler first: an earlier test in the same pytest worker has been seen to leave SIG_IGN.
+  # A known handler first: pytest started in the background by a non-interactive shell inherits SIG_IGN.
   before = signal.signal(signal.SIGINT, signal.default_int_handler)
   try:
     with runtime.handling_signals(signals), pytest.raises(KeyboardInterrupt):
