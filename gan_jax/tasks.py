@@ -83,7 +83,7 @@ class ToyTask:
     mean, sigma = float(self.mixture.means[0, 0]), self.mixture.sigma
     x = np.linspace(mean - 8 * sigma, mean + 8 * sigma, 10 * self.SURFACE)[:, None]
     p_data = theory.mixture_pdf(self.mixture, x)
-    q, _ = theory.kde_on_grid(self.grid, x_g, theory.scott_bandwidth(self.grid, x_g, self.mixture.sigma))
+    q, _ = theory.kde_on_grid(self.grid, x_g, self.mixture.sigma)
     p_g = theory.kde_lookup(self.grid, q, x)
     d = np.mean([_sigmoid(probe.d_logits(state, _tuples(x, x_g, self.pack, slot) * self.scale))
                  for slot in range(self.pack)], axis=0)

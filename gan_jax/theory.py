@@ -83,24 +83,21 @@ class DensityGrid:
       cell[ok] = np.ravel_multi_index(tuple(local[ok].astype(np.int64).T), (self.cells,) * self.dim)
     return box, cell
 
-  def histogram(self, samples):
-    """(counts per cell [M, cells^D] / N, fraction of the samples outside every box)."""
-    box, cell = self.locate(samples)
+  def histogram(self, box, cell):
+    """(counts per cell [M, cells^D] / N, fraction outside every box) of N points located by `locate`."""
     inside = box >= 0
     size = self.cells ** self.dim
     counts = np.bincount(box[inside] * size + cell[inside], minlength=len(self.means) * size)
     return counts.reshape(len(self.means), size) / len(box), 1.0 - inside.mean()
 
 
-def scott_bandwidth(grid: DensityGrid, samples, sigma: float) -> float:
-  """Scott's rule for one mode's share of the samples: s * (n / M)^(-1 / (D + 4)).
+def scott_bandwidth(grid: DensityGrid, samples, box, sigma: float) -> float:
+  """Scott's rule for one mode's share of the samples [N, D]: s * (n / M)^(-1 / (D + 4)).
 
-  s: the samples' own spread around their box's mean (pooled over the boxes and the axes), so a
-  G narrower than the data is not smoothed to the data's width; `sigma` (the data's) when no
-  sample falls in a box. n: the samples in the boxes.
+  `box` [N]: the samples' boxes (`DensityGrid.locate`). s: the samples' own spread around their
+  box's mean (pooled over the boxes and the axes), so a G narrower than the data is not smoothed
+  to the data's width; `sigma` (the data's) when no sample falls in a box. n: the samples in the boxes.
   """
-  samples = np.asarray(samples, np.float64)
-  box, _ = grid.locate(samples)
   squares, count = 0.0, 0
   for i in range(len(grid.means)):
     local = samples[box == i]
@@ -112,13 +109,17 @@ def scott_bandwidth(grid: DensityGrid, samples, sigma: float) -> float:
   return float(spread * per_mode ** (-1.0 / (grid.dim + 4)))
 
 
-def kde_on_grid(grid: DensityGrid, samples, bandwidth: float):
-  """p_g on the grid's cells [M, cells^D] (a density) and its mass outside the boxes.
+def kde_on_grid(grid: DensityGrid, samples, sigma: float):
+  """p_g on the grid's cells [M, cells^D] (a density) and its mass outside the boxes, from samples [N, D].
 
-  The histogram of the samples smoothed by a Gaussian of std `bandwidth` (scipy.ndimage, cells
-  beyond a box's edge count as empty).
+  The histogram of the samples smoothed by a Gaussian of Scott's bandwidth (`scott_bandwidth`;
+  `sigma`: the data's, its fallback), by scipy.ndimage, cells beyond a box's edge counting as
+  empty. The samples are located on the grid once, for both.
   """
-  mass, outside = grid.histogram(samples)
+  samples = np.asarray(samples, np.float64)
+  box, cell = grid.locate(samples)
+  mass, outside = grid.histogram(box, cell)
+  bandwidth = scott_bandwidth(grid, samples, box, sigma)
   shape = (len(grid.means),) + (grid.cells,) * grid.dim
   sigma = (0,) + (bandwidth / grid.h,) * grid.dim
   smooth = ndimage.gaussian_filter(mass.reshape(shape), sigma, mode="constant", truncate=4.0)
@@ -150,7 +151,7 @@ def jsd_estimate(mixture, samples, grid: DensityGrid | None = None, p_data=None)
   grid = grid or DensityGrid.for_mixture(mixture)
   volume = grid.h ** grid.dim
   p = data_density_on_grid(mixture, grid) if p_data is None else p_data
-  q, q_outside = kde_on_grid(grid, samples, scott_bandwidth(grid, samples, mixture.sigma))
+  q, q_outside = kde_on_grid(grid, samples, mixture.sigma)
   return jsd_on_grid(p, q, volume, q_outside)
 
 
@@ -169,7 +170,7 @@ def packed_jsd_estimate(mixture, samples, pack: int, rng: np.random.Generator, g
   """
   samples = np.asarray(samples, np.float64)
   grid = grid or DensityGrid.for_mixture(mixture)
-  q, _ = kde_on_grid(grid, samples, scott_bandwidth(grid, samples, mixture.sigma))
+  q, _ = kde_on_grid(grid, samples, mixture.sigma)
   n = len(samples) // pack
   reals = mixture.sample(rng, n * pack)[0].astype(np.float64)
   fakes = samples[rng.permutation(len(samples))[:n * pack]]
