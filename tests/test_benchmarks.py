@@ -70,34 +70,40 @@ def test_xla_cpu_flags_are_added_once_never_override_and_can_be_refused(monkeypa
   assert xla_cpu.configure({}) == ""  # not measured there: an unknown flag would abort XLA
 
 
-@pytest.mark.integration
-def test_main_job_runs_a_candidate_and_appends_its_row(tmp_path, monkeypatch):
+def _main_job_on_a_tiny_candidate(tmp_path, monkeypatch, seeds: str, eval_every: int, *flags):
+  """benchmarks/main_job.py on a 2-step candidate 'tiny', workdirs kept: (the table, its 'tiny' rows)."""
   from benchmarks import main_job
   monkeypatch.setitem(main_job.CANDIDATES, "tiny", ["--width=8", "--batch_size=8", "--train_steps=2",
-                                                    "--eval_every=2", "--checkpoint_every=2", "--eval_samples=100"])
+                                                    f"--eval_every={eval_every}", "--checkpoint_every=2",
+                                                    "--eval_samples=100"])
   out = tmp_path / "main_job.md"
-  monkeypatch.setattr(sys, "argv", ["main_job.py", "--candidates=tiny", "--seeds=3", f"--out={out}",
-                                    f"--keep={tmp_path / 'runs'}", "--budget_s=0.001"])
+  monkeypatch.setattr(sys, "argv", ["main_job.py", "--candidates=tiny", f"--seeds={seeds}", f"--out={out}",
+                                    f"--keep={tmp_path / 'runs'}", "--budget_s=0.001", *flags])
   main_job.main()
   table = out.read_text()
+  return table, [l for l in table.splitlines() if l.startswith("| tiny |")]
+
+
+def _logged_fids(tmp_path, seed: int) -> list:
+  lines = (tmp_path / "runs" / f"tiny_seed{seed}" / "metrics.jsonl").read_text().splitlines()
+  return [r["fid"] for r in map(json.loads, lines) if "fid" in r]
+
+
+@pytest.mark.integration
+def test_main_job_runs_a_candidate_and_appends_its_row(tmp_path, monkeypatch):
+  table, row = _main_job_on_a_tiny_candidate(tmp_path, monkeypatch, "3", 2)
   assert "--candidates=tiny --seeds=3" in table
-  row = [l for l in table.splitlines() if l.startswith("| tiny | 3 |")]
-  assert len(row) == 1 and "(over budget)" in row[0] and "| 2 |" in row[0]  # steps reached
+  assert len(row) == 1 and row[0].startswith("| tiny | 3 |")
+  assert "(over budget)" in row[0] and "| 2 |" in row[0]  # steps reached
   final = json.loads((tmp_path / "runs" / "tiny_seed3" / "eval" / "final_metrics.json").read_text())
   assert f"| {final['fid']:.2f} | {final['class_reverse_kl']:.4f} |" in row[0]
-  lines = (tmp_path / "runs" / "tiny_seed3" / "metrics.jsonl").read_text().splitlines()
-  fids = [r["fid"] for r in map(json.loads, lines) if "fid" in r]
+  fids = _logged_fids(tmp_path, 3)
   assert len(fids) == 1 and f"| {fids[0]:.1f} |" in row[0]  # the FID at each evaluation (one, at step 2)
 
 
 @pytest.mark.integration
 def test_main_job_screens_candidates_side_by_side_one_cpu_each(tmp_path, monkeypatch):
   from benchmarks import main_job
-  monkeypatch.setitem(main_job.CANDIDATES, "tiny", ["--width=8", "--batch_size=8", "--train_steps=2",
-                                                    "--eval_every=1", "--checkpoint_every=2", "--eval_samples=100"])
-  out = tmp_path / "main_job.md"
-  monkeypatch.setattr(sys, "argv", ["main_job.py", "--candidates=tiny", "--seeds=3,4", f"--out={out}",
-                                    f"--keep={tmp_path / 'runs'}", "--budget_s=0.001", "--one_cpu_each"])
   pinned, run = [], main_job.subprocess.run
 
   def spy(command, **kwargs):
@@ -105,14 +111,11 @@ def test_main_job_screens_candidates_side_by_side_one_cpu_each(tmp_path, monkeyp
     return run(command, **kwargs)
 
   monkeypatch.setattr(main_job.subprocess, "run", spy)
-  main_job.main()
+  table, rows = _main_job_on_a_tiny_candidate(tmp_path, monkeypatch, "3,4", 1, "--one_cpu_each")
   assert pinned == [True, True]
-  table = out.read_text()
   assert "--one_cpu_each` (screening" in table
-  rows = [l for l in table.splitlines() if l.startswith("| tiny |")]
   assert [r.split(" | ")[1] for r in rows] == ["3", "4"]
   assert not any("(over budget)" in r for r in rows)  # a pinned run's wall time is not judged
   for seed, row in zip((3, 4), rows):
-    lines = (tmp_path / "runs" / f"tiny_seed{seed}" / "metrics.jsonl").read_text().splitlines()
-    fids = [r["fid"] for r in map(json.loads, lines) if "fid" in r]
+    fids = _logged_fids(tmp_path, seed)
     assert len(fids) == 2 and f"| {fids[0]:.1f} / {fids[1]:.1f} |" in row
