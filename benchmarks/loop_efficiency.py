@@ -66,18 +66,18 @@ def bare_rate(cfg, seconds: float = 20.0):
   import jax
   from gan_jax import sharding
   from gan_jax.data import make_dataset
-  from gan_jax.data.feed import feed_batch, make_feed
+  from gan_jax.data.feed import make_feed
   from gan_jax.nets import build_nets
-  from gan_jax.state import create_state, make_optimizers
-  from gan_jax.steps import make_train_fn, steps_per_call
+  from gan_jax.state import init_state, make_optimizers
+  from gan_jax.train_fn import steps_per_call, train_fn_from_config
   dataset = make_dataset(cfg)
   mesh = sharding.make_mesh(cfg.num_devices)
   nets = build_nets(cfg, dataset.data_shape, sharding.DATA_AXIS, dataset.num_classes)
   g_tx, d_tx = make_optimizers(cfg)
   spc = steps_per_call(cfg, jax.default_backend())
   feed = make_feed(dataset, mesh, cfg.d_steps, cfg.batch_size)
-  fn = make_train_fn(cfg, nets, g_tx, d_tx, mesh, spc, feed_batch(feed.kind))
-  state = jax.jit(lambda: create_state(cfg, nets, g_tx, d_tx), out_shardings=sharding.replicated_sharding(mesh))()
+  fn = train_fn_from_config(cfg, nets, g_tx, d_tx, mesh, spc, feed.batch)
+  state = jax.jit(lambda: init_state(cfg, nets, g_tx, d_tx), out_shardings=sharding.replicated_sharding(mesh))()
   bad = sharding.replicate(np.zeros((), np.int32), mesh)
   inputs = feed.inputs(0, spc)
   state, bad, _ = fn(state, bad, feed.data, inputs)  # compile

@@ -94,22 +94,22 @@ def jax_trainer(cfg, data_shape):
   """(run(iters) -> s per iteration, compile s, steps per call, parameter count)."""
   import jax
   from gan_jax import sharding
-  from gan_jax.data.feed import HostFeed, feed_batch, make_feed
+  from gan_jax.data.feed import HostFeed, make_feed
   from gan_jax.data.toy import TOY, ToyDataset
   from gan_jax.nets import build_nets
-  from gan_jax.state import count_params, create_state, make_optimizers
-  from gan_jax.steps import make_train_fn, steps_per_call
+  from gan_jax.state import count_params, init_state, make_optimizers
+  from gan_jax.train_fn import steps_per_call, train_fn_from_config
   nets = build_nets(cfg, data_shape, sharding.DATA_AXIS)
   g_tx, d_tx = make_optimizers(cfg)
   mesh = sharding.make_mesh(1)
-  state = jax.jit(lambda: create_state(cfg, nets, g_tx, d_tx), out_shardings=sharding.replicated_sharding(mesh))()
+  state = jax.jit(lambda: init_state(cfg, nets, g_tx, d_tx), out_shardings=sharding.replicated_sharding(mesh))()
   spc = steps_per_call(cfg, jax.default_backend())
   if cfg.model == "dcgan":
     feed = make_feed(RandomImages(data_shape).ds, mesh, 1, cfg.batch_size)
   else:
     feed = HostFeed(ToyDataset(TOY["ring"](), 0), mesh, 1, cfg.batch_size)
   inputs = feed.inputs(0, spc)
-  fn = make_train_fn(cfg, nets, g_tx, d_tx, mesh, spc, feed_batch(feed.kind))
+  fn = train_fn_from_config(cfg, nets, g_tx, d_tx, mesh, spc, feed.batch)
   bad = sharding.replicate(np.zeros((), np.int32), mesh)
   t = time.perf_counter()
   compiled = fn.lower(state, bad, feed.data, inputs).compile()
@@ -132,14 +132,14 @@ def flops_per_iteration(cfg, data_shape):
   """XLA:CPU's cost analysis of one f32 iteration (compiled for a CPU device, on any machine)."""
   import jax
   from gan_jax.nets import build_nets
-  from gan_jax.state import create_state, make_optimizers
+  from gan_jax.state import init_state, make_optimizers
   from gan_jax.steps import make_steps
-  cfg = dataclasses.replace(cfg, precision="f32")
+  cfg = dataclasses.replace(cfg, compute_dtype="f32")
   nets = build_nets(cfg, data_shape)
   g_tx, d_tx = make_optimizers(cfg)
   on_cpu = jax.sharding.SingleDeviceSharding(jax.devices("cpu")[0])
   place = lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=on_cpu)  # noqa: E731
-  state = jax.tree.map(place, jax.eval_shape(lambda: create_state(cfg, nets, g_tx, d_tx)))
+  state = jax.tree.map(place, jax.eval_shape(lambda: init_state(cfg, nets, g_tx, d_tx)))
   batch = {"x": place(np.zeros((1, cfg.batch_size, *data_shape), np.float32)),
            "label": place(np.zeros((1, cfg.batch_size), np.int32))}
   step = make_steps(cfg, nets, g_tx, d_tx).train_step
@@ -198,7 +198,7 @@ def measure(name, cfg, shape, args, torch_device):
   medians = {v: float(np.median(ms)) for v, ms in torch_ms.items()}
   best = min(medians, key=medians.get)
   jm = float(np.median(jax_ms))
-  return {"config": name, "precision": cfg.precision, "params": jax_params, "steps_per_call": spc,
+  return {"config": name, "precision": cfg.compute_dtype, "params": jax_params, "steps_per_call": spc,
           "jax_ms": jm, "jax_ms_spread": [min(jax_ms), max(jax_ms)], "torch_ms": medians, "torch_best": best,
           "torch_over_jax": medians[best] / jm, "jax_compile_s": compile_s}
 
@@ -226,7 +226,7 @@ def main():
       continue
     flops = flops_per_iteration(cfg, shape)
     for precision in args.precisions.split(","):
-      row = measure(name, dataclasses.replace(cfg, precision=precision), shape, args, torch_device)
+      row = measure(name, dataclasses.replace(cfg, compute_dtype=precision), shape, args, torch_device)
       peak, peak_what = device_peak(precision)
       row.update(flops_per_iter=flops, tflops=flops / (row["jax_ms"] / 1000) / 1e12, peak_tflops=peak,
                  peak=peak_what, peak_rss_mb=peak_rss_mb())

@@ -13,11 +13,10 @@ The literature's CIFAR-10 protocol: --eval_features=inception --num_samples=5000
 training images; their features are computed once and cached).
 """
 import os
-import sys
 
 from absl import app, flags
 
-from gan_jax import xla_cpu
+from gan_jax import cli, xla_cpu
 
 xla_cpu.configure()  # Before JAX starts its CPU backend.
 
@@ -37,28 +36,21 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  from gan_jax import errors, evaluation, workdir, writers
+  from gan_jax import evaluation, workdir, writers
   writers.quiet_library_logs()
   if not FLAGS.workdir:
-    fail("--workdir is required: the directory of a training run")
+    cli.fail("--workdir is required: the directory of a training run")
   if FLAGS.num_samples < 10:
-    fail(f"--num_samples={FLAGS.num_samples}: must be at least 10 (the score splits the samples in 10)")
+    cli.fail(f"--num_samples={FLAGS.num_samples}: must be at least 10 (the score splits the samples in 10)")
   if FLAGS.seed < 0:
-    fail(f"--seed={FLAGS.seed}: must be >= 0")
-  try:
+    cli.fail(f"--seed={FLAGS.seed}: must be >= 0")
+  with cli.one_line_errors():
     result = evaluation.evaluate_run(FLAGS.workdir, FLAGS.step, FLAGS.best, FLAGS.num_samples, FLAGS.seed,
                                      FLAGS.parzen, eval_features=FLAGS.eval_features,
                                      inception_weights=FLAGS.inception_weights,
                                      kid_subset_size=FLAGS.kid_subset_size)
-  except (errors.CheckpointError, errors.DataError, errors.ConfigError) as e:
-    fail(str(e))
-  print(evaluation.format_table(result))
-  workdir.write_json(os.path.join(FLAGS.workdir, "eval", "evaluation.json"), result)
-
-
-def fail(message):
-  print(f"error: {message}", file=sys.stderr)
-  sys.exit(2)
+    print(evaluation.format_table(result))
+    workdir.write_json(os.path.join(FLAGS.workdir, "eval", "evaluation.json"), result)
 
 
 if __name__ == "__main__":

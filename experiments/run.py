@@ -1,7 +1,8 @@
 """Train a GAN: `python experiments/run.py --flagfile=ring.flags [--workdir=W] [--seed=S ...]`.
 
-The only place that reads absl FLAGS: one flag per `gan_jax.config.Config` field.
-A flagfile name that does not exist as given is also looked up in experiments/.
+One flag per `gan_jax.config.Config` field (its help from `config.help_text`, which lists what the
+model, dataset and metric registries hold). A flagfile named on the command line or inside another
+flagfile that does not exist as given is also looked up in experiments/.
 """
 import dataclasses
 import os
@@ -12,25 +13,29 @@ from absl import app, flags, logging
 from gan_jax import xla_cpu
 
 xla_cpu.configure()  # Before JAX starts its CPU backend.
+from gan_jax import cli, errors, runtime, writers  # noqa: E402
 from gan_jax import config as config_lib  # noqa: E402
-from gan_jax import errors, runtime, writers  # noqa: E402
 
 EXPERIMENTS = os.path.dirname(os.path.abspath(__file__))
 
 
-def define_flags():
+def define_flags(flag_values=flags.FLAGS):
+  """A flag for each Config field, and the earlier names of renamed fields as aliases."""
   for field in dataclasses.fields(config_lib.Config):
-    default, help_text = field.default, field.metadata["help"]
+    default, help_text = field.default, config_lib.help_text(field.name)
+    kw = dict(flag_values=flag_values)
     if isinstance(default, bool):
-      flags.DEFINE_bool(field.name, default, help_text)
+      flags.DEFINE_bool(field.name, default, help_text, **kw)
     elif isinstance(default, int):
-      flags.DEFINE_integer(field.name, default, help_text)
+      flags.DEFINE_integer(field.name, default, help_text, **kw)
     elif isinstance(default, float):
-      flags.DEFINE_float(field.name, default, help_text)
+      flags.DEFINE_float(field.name, default, help_text, **kw)
     elif isinstance(default, tuple):
-      flags.DEFINE_list(field.name, [str(v) for v in default], help_text)
+      flags.DEFINE_list(field.name, [str(v) for v in default], help_text, **kw)
     else:
-      flags.DEFINE_string(field.name, default, help_text)
+      flags.DEFINE_string(field.name, default, help_text, **kw)
+  for old, new in config_lib.ALIASES.items():
+    flags.DEFINE_alias(old, new, flag_values=flag_values)
 
 
 def define_distributed_flags():
@@ -44,7 +49,6 @@ def define_distributed_flags():
 
 def define_process_flags():
   """Settings of this process that do not change what the run computes (not part of its Config)."""
-  from gan_jax import runtime
   flags.DEFINE_string("compilation_cache", runtime.default_cache_dir(),
                       "JAX's persistent compilation cache: a rerun or a resume loads the compiled steps "
                       f"from here instead of compiling again ('' turns it off; ${runtime.CACHE_ENV} sets "
@@ -59,40 +63,62 @@ def config_from_flags() -> config_lib.Config:
       try:
         value = tuple(int(v) for v in value)
       except ValueError:
-        raise errors.ConfigError(field.name, ",".join(value), "a comma-separated list of integers")
+        raise errors.ConfigError(field.name, ",".join(value), "a comma-separated list of integers") from None
     values[field.name] = value
   return config_lib.Config(**values)
 
 
-def _flagfile_path(path: str) -> str:
-  """`ring.flags` also finds experiments/ring.flags; a missing file is one error line."""
-  if os.path.exists(path):
-    return path
-  if os.path.exists(os.path.join(EXPERIMENTS, path)):
-    return os.path.join(EXPERIMENTS, path)
-  fail(f"--flagfile={path}: no such file here or in {EXPERIMENTS}; "
-       f"available: {', '.join(sorted(f for f in os.listdir(EXPERIMENTS) if f.endswith('.flags')))}")
+def _flagfile_path(path: str, inside: str = "") -> str:
+  """`ring.flags` also finds experiments/ring.flags (a nested one also beside the file naming it);
+  a missing file is one error line."""
+  places = [path] + ([os.path.join(os.path.dirname(inside), path)] if inside else []) + [os.path.join(EXPERIMENTS, path)]
+  for place in places:
+    if os.path.isfile(place):
+      return place
+  where = f" (named in {inside})" if inside else ""
+  cli.fail(f"--flagfile={path}{where}: no such file here or in {EXPERIMENTS}; "
+           f"available: {', '.join(sorted(f for f in os.listdir(EXPERIMENTS) if f.endswith('.flags')))}")
+
+
+def _flagfile_value(arg: str, args: list):
+  """The path of a --flagfile argument (`--flagfile=P` or `--flagfile P`), or None for any other."""
+  if arg.startswith(("--flagfile=", "-flagfile=")):
+    return arg.split("=", 1)[1]
+  if arg in ("--flagfile", "-flagfile") and args:
+    return args.pop(0)
+  return None
+
+
+def expand_flagfile(path: str, seen=()) -> list:
+  """The flags of a flagfile, nested flagfiles expanded in place (absl's format: one flag a line,
+  '#' and '//' comments, blank lines ignored)."""
+  real = os.path.realpath(path)
+  if real in seen:
+    cli.fail(f"--flagfile={path}: includes itself (through {' -> '.join(seen)})")
+  with open(path) as f:
+    lines = [line.strip() for line in f]
+  out = []
+  for line in lines:
+    if not line or line.startswith(("#", "//")):
+      continue
+    nested = _flagfile_value(line, [])
+    out += expand_flagfile(_flagfile_path(nested, path), (*seen, real)) if nested is not None else [line]
+  return out
 
 
 def resolve_flagfiles(argv):
-  """Flagfiles first (in their order), then every other flag: a flag on the command line wins over a
-  flagfile's wherever it stands (absl applies flags in order, so a flagfile read later would win)."""
+  """Flagfiles first (in their order, expanded), then every other flag: a flag on the command line
+  wins over a flagfile's wherever it stands (absl applies flags in order)."""
   program, args = argv[:1], list(argv[1:])
-  flagfiles, others = [], []
+  from_files, others = [], []
   while args:
     arg = args.pop(0)
-    if arg.startswith(("--flagfile=", "-flagfile=")):
-      flagfiles.append("--flagfile=" + _flagfile_path(arg.split("=", 1)[1]))
-    elif arg in ("--flagfile", "-flagfile") and args:
-      flagfiles.append("--flagfile=" + _flagfile_path(args.pop(0)))
-    else:
+    path = _flagfile_value(arg, args)
+    if path is None:
       others.append(arg)
-  return program + flagfiles + others
-
-
-def fail(message: str):
-  print(f"error: {message}", file=sys.stderr)
-  sys.exit(2)
+    else:
+      from_files += expand_flagfile(_flagfile_path(path))
+  return program + from_files + others
 
 
 HELP = ("--help", "-help", "-h", "--helpfull", "-helpfull", "--helpshort", "-helpshort", "-?")
@@ -105,7 +131,7 @@ def parse_flags(argv):
   try:
     return flags.FLAGS(resolve_flagfiles(argv))
   except flags.Error as e:
-    fail(f"{e}. See --helpfull for the valid flags.")
+    cli.fail(f"{e}. See --helpfull for the valid flags.")
 
 
 def check_distributed_flags(f):
@@ -114,28 +140,25 @@ def check_distributed_flags(f):
            "process_id": f.process_id >= 0}
   if any(given.values()) and not all(given.values()):
     missing = ", ".join(f"--{k}" for k, v in given.items() if not v)
-    fail(f"--{next(k for k, v in given.items() if v)} needs {missing} too: a multi-process job is started "
-         "with all three (or with --distributed to read them from SLURM, Open MPI or a TPU pod)")
+    cli.fail(f"--{next(k for k, v in given.items() if v)} needs {missing} too: a multi-process job is started "
+             "with all three (or with --distributed to read them from SLURM, Open MPI or a TPU pod)")
   if all(given.values()) and not f.process_id < f.num_processes:
-    fail(f"--process_id={f.process_id}: must lie in [0, --num_processes={f.num_processes})")
+    cli.fail(f"--process_id={f.process_id}: must lie in [0, --num_processes={f.num_processes})")
 
 
 def main(argv):
   writers.quiet_library_logs()
   if len(argv) > 1:
-    fail(f"unexpected arguments {argv[1:]}; flags are written --name=value")
+    cli.fail(f"unexpected arguments {argv[1:]}; flags are written --name=value")
   check_distributed_flags(flags.FLAGS)
   try:
-    with runtime.handling_signals(runtime.Signals()) as signals:  # Before JAX: see runtime.Signals.
+    with runtime.handling_signals(runtime.Signals()) as signals, cli.one_line_errors():  # Before JAX: runtime.Signals
       from gan_jax import sharding, train  # Imported after flag parsing: JAX starts here.
       cfg = config_lib.validate(config_from_flags())
       f = flags.FLAGS
       sharding.initialize_distributed(f.coordinator_address, f.num_processes, f.process_id, f.distributed)
       runtime.enable_compilation_cache(f.compilation_cache)
       train.train_and_evaluate(cfg, signals)
-  except (errors.ConfigError, errors.DataError, errors.NonFiniteError, errors.CheckpointError,
-          errors.WorkdirError) as e:
-    fail(str(e))
   except KeyboardInterrupt:  # Ctrl-C at start-up or in the final evaluation (while training, the loop saves, exits 0)
     print("error: interrupted outside the training loop; checkpoints already saved are kept (a new workdir "
           "that trained no step is removed); rerun the same command to go on", file=sys.stderr, flush=True)

@@ -7,12 +7,11 @@
 `samples` [N, ...] (toy data in data units, images in [-1, 1]).
 """
 import os
-import sys
 
 import numpy as np
 from absl import app, flags
 
-from gan_jax import xla_cpu
+from gan_jax import cli, xla_cpu
 
 xla_cpu.configure()  # Before JAX starts its CPU backend.
 
@@ -28,34 +27,27 @@ flags.DEFINE_bool("overwrite", False, "Replace --out if it exists (otherwise an 
 FLAGS = flags.FLAGS
 
 
-def fail(message):
-  print(f"error: {message}", file=sys.stderr)
-  sys.exit(2)
-
-
 def main(argv):
   del argv
   from gan_jax import writers
   writers.quiet_library_logs()
   if not FLAGS.workdir:
-    fail("--workdir is required: the directory of a training run")
+    cli.fail("--workdir is required: the directory of a training run")
   if FLAGS.num_samples <= 0:
-    fail(f"--num_samples={FLAGS.num_samples}: must be a positive number")
+    cli.fail(f"--num_samples={FLAGS.num_samples}: must be a positive number")
   ext = os.path.splitext(FLAGS.out)[1].lower()
   if ext not in (".png", ".npz"):
-    fail(f"--out={FLAGS.out}: the file must end in .png or .npz")
+    cli.fail(f"--out={FLAGS.out}: the file must end in .png or .npz")
   if os.path.exists(FLAGS.out) and not FLAGS.overwrite:
-    fail(f"--out={FLAGS.out}: the file exists; pass --overwrite to replace it, or another --out")
+    cli.fail(f"--out={FLAGS.out}: the file exists; pass --overwrite to replace it, or another --out")
   if FLAGS.seed < 0:
-    fail(f"--seed={FLAGS.seed}: must be >= 0")
-  from gan_jax import errors, restore, tasks
+    cli.fail(f"--seed={FLAGS.seed}: must be >= 0")
+  from gan_jax import restore, tasks
   from gan_jax.generate import generate_samples
-  try:
+  with cli.one_line_errors():
     cfg, nets, state, step, _ = restore.load_run(FLAGS.workdir, FLAGS.step, FLAGS.best)
-  except errors.CheckpointError as e:
-    fail(str(e))
   if FLAGS.label is not None and not 0 <= FLAGS.label < max(nets.num_classes, 1):
-    fail(f"--label={FLAGS.label}: " + (f"must lie in [0, {nets.num_classes})" if nets.num_classes else
+    cli.fail(f"--label={FLAGS.label}: " + (f"must lie in [0, {nets.num_classes})" if nets.num_classes else
                                        "this run's generator is not conditional (trained with "
                                        "--conditioning=none); drop --label"))
   task = tasks.make_task(cfg)  # Pictures and data units only: the training data is not read.

@@ -19,6 +19,7 @@ import orbax.checkpoint as ocp
 from absl import logging
 
 from gan_jax.errors import CheckpointError
+from gan_jax.sharding import host_array
 
 
 def absolute(path: str) -> str:
@@ -54,7 +55,7 @@ def state_digest(state) -> str:
   """sha256 over every array of the state (dtype, shape and bytes, in tree order), on this host."""
   h = hashlib.sha256()
   for leaf in jax.tree.leaves(state):
-    a = np.asarray(leaf.addressable_data(0)) if isinstance(leaf, jax.Array) else np.asarray(leaf)
+    a = host_array(leaf)
     h.update(f"{a.dtype}{a.shape}".encode())
     h.update(np.ascontiguousarray(a).tobytes())
   return h.hexdigest()
@@ -70,7 +71,7 @@ def verify(state, meta: dict):
   if expected is not None and state_digest(state) != expected:
     raise CorruptCheckpoint("its arrays do not match the sha256 saved with them")
   for leaf in jax.tree.leaves(state):
-    a = np.asarray(leaf.addressable_data(0)) if isinstance(leaf, jax.Array) else np.asarray(leaf)
+    a = host_array(leaf)
     if np.issubdtype(a.dtype, np.floating) and not np.all(np.isfinite(a)):
       raise CorruptCheckpoint("it holds non-finite numbers")
 
@@ -83,6 +84,31 @@ def _restore(mngr: ocp.CheckpointManager, step: int, abstract_state=None):
     return None, meta
   verify(restored.state, meta)
   return restored.state, meta
+
+
+def saved_layout(directory: str, step: int):
+  """{path: (shape, dtype)} of checkpoint `step`'s state arrays, from orbax's metadata (no array is
+  read), or None when that cannot be read (the restore path then deals with the checkpoint)."""
+  logger = logging.get_absl_logger()
+  level = logger.level
+  logger.setLevel("ERROR")  # orbax warns that an optional metadata file of the step is absent
+  try:
+    tree = ocp.StandardCheckpointer().metadata(os.path.join(absolute(directory), str(step), "state")).item_metadata
+    return layout(tree)
+  except Exception:  # noqa: BLE001 - any failure here means the layout is unknown, not different
+    return None
+  finally:
+    logger.setLevel(level)
+
+
+def _path(keys) -> str:
+  """'g_opt_state/0/mu/Dense_0/kernel' for the keys of a pytree path (dict keys, attributes, indices)."""
+  return "/".join(str(getattr(k, "key", getattr(k, "name", getattr(k, "idx", k)))) for k in keys)
+
+
+def layout(state) -> dict:
+  """{path: (shape, dtype)} of a (possibly abstract) state, as `saved_layout` reports a checkpoint's."""
+  return {_path(p): (tuple(a.shape), str(a.dtype)) for p, a in jax.tree_util.tree_flatten_with_path(state)[0]}
 
 
 def read_meta(directory: str, step: int | None = None):

@@ -1,6 +1,10 @@
-"""Evaluate a saved run: the metrics GAN papers report, and the DCGAN paper's checks.
+"""Evaluate a saved run: the metrics GAN papers report, and the DCGAN paper's pictures.
 
 Used by experiments/evaluate.py. Everything here reads a workdir's checkpoint; nothing trains G.
+The table holds every registered metric (gan_jax.metrics.METRICS) that applies to the run: its data
+kind, its feature network, what it needs (a held-out split, labels) and its fewest samples. A
+metric that compares samples with real images fills three columns: generated vs train, generated vs
+held-out, and the real baseline, held-out vs train (what unseen real images score).
 """
 import dataclasses
 import os
@@ -9,68 +13,111 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gan_jax import data as data_lib
 from gan_jax import metrics as metrics_lib
 from gan_jax import pictures, restore, tasks
-from gan_jax.data import make_dataset
+from gan_jax.errors import DataError
 from gan_jax.generate import Generator, generate_samples, latents
-from gan_jax.metrics import digits, features, parzen
+from gan_jax.metrics import HELD_OUT, LABELS, digits, features
+from gan_jax.metrics.inputs import MetricInputs
 
 
-def image_table(fake, train, held_out=None, names=("fid", "kid", "is", "pr", "dc", "classes"),
-                feature_fn=None, kid_subset_size: int = 1000, seed: int = 0):
-  """{metric: (generated vs train, generated vs held-out, held-out vs train)}.
-
-  train, held_out: (logits, features) of real images (`metrics.features.reference_features`). The last
-  column is the real-data baseline: what real unseen images score against the training set. Without
-  held-out data the last two are None.
-  """
-  feature_fn = feature_fn or digits.logits_and_features
-  kw = dict(kid_subset_size=kid_subset_size, seed=seed)
-  versus_train = metrics_lib.ImageMetrics(None, names, feature_fn, real=train, **kw)
-  fake_features = feature_fn(fake)
-  fake_row, held_row, base_row = versus_train.compare(*fake_features), {}, {}
-  if held_out is not None:
-    held_row = metrics_lib.ImageMetrics(None, names, feature_fn, real=held_out, **kw).compare(*fake_features)
-    base_row = versus_train.compare(*held_out)
-  return {k: (v, held_row.get(k), base_row.get(k)) for k, v in fake_row.items() if not isinstance(v, list)}
+@dataclasses.dataclass
+class Split:
+  """A real split and its (logits, features) on the feature network, or None for toy data."""
+  dataset: object
+  reference: tuple = None
 
 
-def parzen_table(fake, held_out_x):
-  """Parzen log-likelihood in [0, 1] pixel space: sigma on the first half of held_out, LL on the rest."""
-  to01 = lambda a: (np.asarray(a, np.float64).reshape(len(a), -1) + 1) / 2  # noqa: E731
-  half = len(held_out_x) // 2
-  mean, se, sigma = parzen.parzen_estimate(to01(fake), to01(held_out_x[:half]), to01(held_out_x[half:]),
-                                           sigmas=np.logspace(-1, 0, 10))
-  return {"parzen_ll": mean, "parzen_se": se, "parzen_sigma": sigma}
+def evaluation_metrics(kind: str, network, held_out: bool, labelled: bool, num_samples: int, cfg, extra=()):
+  """The registry's metrics for evaluate.py's table: those that apply and are on by default, plus
+  `extra` (e.g. 'parzen'); a note is printed for each one the sample count rules out."""
+  names = []
+  for spec in metrics_lib.METRICS:
+    usable = (kind in spec.data and spec.network in (None, network) and (held_out or HELD_OUT not in spec.needs)
+              and (labelled or LABELS not in spec.needs))
+    if not usable or not (spec.evaluate or spec.name in extra):
+      continue
+    if num_samples < spec.fewest_samples(cfg):
+      print(f"{spec.name} not computed: it needs at least {spec.fewest_samples(cfg)} samples (--num_samples)")
+      continue
+    names.append(spec.name)
+  return names
 
 
-def discriminator_features(nets, state, images, batch: int = 500):
-  """D's last feature map, flattened: [N, F] (the DCGAN paper reuses D's features for classification).
-
-  A conditional D is told class 0 for every image, so no label reaches the features: those of a
-  projection or AC-GAN D do not depend on it; a concat D's are its features as if every image were a 0.
-  """
-  variables = {"params": state.d_params, **state.d_collections}
-
-  def features(x):
-    labels = jnp.zeros((x.shape[0],), jnp.int32) if nets.num_classes else None
-    return nets.discriminator.apply(variables, x, labels, train=False, features=True)[1]
-
-  fn = jax.jit(features)
-  return np.concatenate([np.asarray(fn(jnp.asarray(images[i:i + batch]))).reshape(
-      len(images[i:i + batch]), -1) for i in range(0, len(images), batch)])
+def _held_out_split(cfg, count_fn):
+  """The held-out Split of cfg.dataset (gan_jax.data.DATASETS), or None when it has none or it is absent."""
+  held = data_lib.held_out_dataset(cfg.dataset)
+  if held is None:
+    return None
+  try:
+    dataset = data_lib.make_dataset(dataclasses.replace(cfg, dataset=held))
+  except DataError as e:
+    print(f"no held-out column: {e}")
+    return None
+  return Split(dataset, count_fn(dataset, dataset.num_examples))
 
 
-def linear_probe(train_f, train_y, test_f, test_y, num_labels=None, seed: int = 0):
-  """Held-out accuracy of a logistic regression on D's features, trained on `num_labels` labels."""
-  from sklearn.linear_model import LogisticRegression
-  from sklearn.preprocessing import StandardScaler
-  idx = np.arange(len(train_f))
-  if num_labels is not None:
-    idx = np.random.default_rng(seed).choice(len(train_f), num_labels, replace=False)
-  scaler = StandardScaler().fit(train_f[idx])
-  clf = LogisticRegression(max_iter=2000).fit(scaler.transform(train_f[idx]), train_y[idx])
-  return float(np.mean(clf.predict(scaler.transform(test_f)) == test_y))
+def metric_rows(names, cfg, vs_train: MetricInputs, vs_held=None, baseline=None) -> dict:
+  """{key: (generated vs train, generated vs held-out, held-out vs train)} of the metrics `names`; a
+  column whose samples are fewer than the metric needs stays empty."""
+  rows = {}
+  for name in names:
+    spec = metrics_lib.METRICS.get(name)
+    compute = lambda inputs: (metrics_lib.compute([name], inputs)  # noqa: E731
+                              if inputs.count >= spec.fewest_samples(cfg) else {})
+    columns = [compute(vs_train)]
+    if spec.compares and vs_held is not None:
+      columns += [compute(vs_held), compute(baseline)]
+    for key, value in columns[0].items():
+      if not isinstance(value, list):  # counts per class or mode are records, not table cells
+        rows[key] = tuple(c.get(key) for c in columns) + (None,) * (3 - len(columns))
+  return rows
+
+
+def _toy_rows(cfg, nets, state, task, fake):
+  names = evaluation_metrics("toy", None, False, True, len(fake), cfg)
+  inputs = MetricInputs(fake, mixture=task.mixture, dataset=task.dataset, nets=nets, state=state, seed=cfg.seed)
+  return metric_rows(names, cfg, inputs)
+
+
+def _image_rows(cfg, nets, state, dataset, fake, seed, extra=()):
+  """Image metrics against train and held-out images, the real baseline, D's probe, and the rest."""
+  network = cfg.feature_network(dataset.data_shape[-1])
+  feature_fn, identity = features.feature_network(network, cfg.inception_weights)
+  reference = lambda ds, n: features.reference_features(ds, n, feature_fn, identity)  # noqa: E731
+  train = Split(dataset, reference(dataset, min(len(fake), dataset.num_examples)))
+  held = _held_out_split(cfg, reference)
+  names = evaluation_metrics("image", network, held is not None, dataset.num_classes > 0, len(fake), cfg, extra)
+  common = dict(dataset=dataset, held_out=held and held.dataset, nets=nets, state=state,
+                kid_subset_size=cfg.kid_subset_size, seed=seed)
+  vs_train = MetricInputs(fake, feature_fn=feature_fn, real=train.reference, **common)
+  if held is None:
+    return metric_rows(names, cfg, vs_train)
+  if held.dataset.num_examples < cfg.kid_subset_size and "kid" in names:
+    names.remove("kid")  # the held-out columns would need as many held-out images
+  vs_held = MetricInputs(fake, fake=vs_train.fake, real=held.reference, **common)
+  held_x = held.dataset.get_batch(0, held.dataset.num_examples)["x"]
+  baseline = MetricInputs(held_x, fake=held.reference, real=train.reference, **common)
+  return metric_rows(names, cfg, vs_train, vs_held, baseline)
+
+
+def evaluate_run(workdir, step=None, best=False, num_samples=2500, seed=0, with_parzen=False, out_dir=None,
+                 eval_features="auto", inception_weights="", kid_subset_size=1000):
+  """Evaluates a run; writes pictures under out_dir; returns {'step', 'rows': {name: (value, vs held-out, baseline)}}."""
+  cfg, nets, state, step, _ = restore.load_run(workdir, step, best)
+  cfg = dataclasses.replace(cfg, eval_metrics="", eval_features=eval_features, inception_weights=inception_weights,
+                            kid_subset_size=kid_subset_size)
+  out_dir = out_dir or os.path.join(workdir, "eval")
+  os.makedirs(out_dir, exist_ok=True)
+  dataset = data_lib.make_dataset(cfg)
+  task = tasks.make_task(cfg, dataset)
+  fake = task.to_data_units(generate_samples(nets, state, num_samples, seed))
+  if task.kind == "toy":
+    return {"step": step, "rows": _toy_rows(cfg, nets, state, task, fake)}
+  rows = _image_rows(cfg, nets, state, dataset, fake, seed, ("parzen",) if with_parzen else ())
+  _latent_pictures(nets, state, seed, out_dir, with_class_means=cfg.feature_network(dataset.data_shape[-1]) == "digits")
+  return {"step": step, "rows": rows}
 
 
 def interpolation_grid(nets, state, rows: int = 8, steps: int = 10, seed: int = 0):
@@ -104,57 +151,6 @@ def class_mean_latents(nets, state, num_samples: int = 2000, seed: int = 0):
   labels = probs.argmax(1)
   return np.stack([np.asarray(z)[labels == c].mean(0) if np.any(labels == c) else np.zeros(nets.latent_dim)
                    for c in range(probs.shape[1])])
-
-
-def evaluate_run(workdir, step=None, best=False, num_samples=2500, seed=0, with_parzen=False, out_dir=None,
-                 eval_features="auto", inception_weights="", kid_subset_size=1000):
-  """Evaluates a run; writes pictures under out_dir; returns {'step', 'rows': {name: (value, baseline)}}."""
-  cfg, nets, state, step, _ = restore.load_run(workdir, step, best)
-  cfg = dataclasses.replace(cfg, eval_metrics="", eval_features=eval_features, inception_weights=inception_weights,
-                            kid_subset_size=kid_subset_size)
-  out_dir = out_dir or os.path.join(workdir, "eval")
-  os.makedirs(out_dir, exist_ok=True)
-  dataset = make_dataset(cfg)
-  task = tasks.make_task(cfg, dataset)
-  fake = task.to_data_units(generate_samples(nets, state, num_samples, seed))
-  evaluate = {"toy": _toy_rows, "image": _image_rows}[task.kind]
-  return {"step": step, "rows": evaluate(cfg, nets, state, task, dataset, fake, seed, with_parzen, out_dir)}
-
-
-def _toy_rows(cfg, nets, state, task, dataset, fake, seed, with_parzen, out_dir):
-  del cfg, nets, state, dataset, seed, with_parzen, out_dir
-  return {k: (v, None, None) for k, v in task.metrics(fake).items() if k != "mode_counts"}
-
-
-def _image_rows(cfg, nets, state, task, dataset, fake, seed, with_parzen, out_dir):
-  """Image metrics against train and held-out images, Parzen, D-feature probe, latent pictures."""
-  del task
-  network = cfg.feature_network(dataset.data_shape[-1])
-  feature_fn, identity = features.feature_network(network, cfg.inception_weights)
-  names = ["fid", "kid", "is", "pr", "dc"] + (["classes"] if network == "digits" else [])
-  if len(fake) < cfg.kid_subset_size:
-    names.remove("kid")
-    print(f"kid_x1000 not computed: it needs --num_samples >= --kid_subset_size={cfg.kid_subset_size}")
-  train_ref = features.reference_features(dataset, min(len(fake), dataset.num_examples), feature_fn, identity)
-  held_out = held_ref = None
-  if cfg.dataset.split(":")[0] == "mnist5k":
-    held_ds = make_dataset(dataclasses.replace(cfg, dataset="mnist5k:test"))
-    held_out = held_ds.get_batch(0, held_ds.num_examples)
-    held_ref = features.reference_features(held_ds, held_ds.num_examples, feature_fn, identity)
-    if held_ds.num_examples < cfg.kid_subset_size and "kid" in names:
-      names.remove("kid")
-  rows = image_table(fake, train_ref, held_ref, tuple(names), feature_fn, cfg.kid_subset_size, seed)
-  if with_parzen and held_out is not None:
-    rows.update({k: (v, None, None) for k, v in parzen_table(fake, held_out["x"]).items()})
-  if cfg.model == "dcgan" and held_out is not None:
-    every = dataset.get_batch(0, dataset.num_examples)  # all training labels
-    tf = discriminator_features(nets, state, every["x"])
-    hf = discriminator_features(nets, state, held_out["x"])
-    for n in (100, None):
-      acc = linear_probe(tf, every["label"], hf, held_out["label"], n)
-      rows[f"d_features_linear_acc_{n or len(tf)}_labels"] = (acc, None, None)
-  _latent_pictures(nets, state, seed, out_dir, with_class_means=network == "digits")
-  return rows
 
 
 def _latent_pictures(nets, state, seed, out_dir, with_class_means: bool):

@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gan_jax.nets import GANNets, apply_module
+from gan_jax.sharding import host_array
 
 
 def cycled_labels(n: int, num_classes: int):
@@ -31,11 +32,6 @@ def make_generate_fn(nets: GANNets):
   return jax.jit(generate)
 
 
-def _to_host(x):
-  """A (possibly multi-process, replicated) array as numpy, from this process's first copy."""
-  return np.asarray(x.addressable_data(0)) if isinstance(x, jax.Array) else np.asarray(x)
-
-
 class Generator:
   """Chunked G_ema(z): `generator(state, z, labels=None)` -> numpy [N, *data_shape] in model units."""
 
@@ -49,7 +45,7 @@ class Generator:
     if self.nets.num_classes and labels is None:
       labels = cycled_labels(len(z), self.nets.num_classes)
     part = lambda i: None if labels is None else jnp.asarray(labels[i:i + self.chunk], jnp.int32)  # noqa: E731
-    return np.concatenate([_to_host(self._generate(state.ema_g_params, state.g_collections,
+    return np.concatenate([host_array(self._generate(state.ema_g_params, state.g_collections,
                                                    z[i:i + self.chunk], part(i)))
                            for i in range(0, len(z), self.chunk)])
 
@@ -96,7 +92,7 @@ class Probe:
     for i in range(0, len(x), self.chunk):
       part = x[i:i + self.chunk]
       padded = np.concatenate([part, np.zeros((self.chunk - len(part), *x.shape[1:]), np.float32)])
-      out.append(_to_host(fn(jnp.asarray(padded)))[:len(part) // rows_per_output])
+      out.append(host_array(fn(jnp.asarray(padded)))[:len(part) // rows_per_output])
     return np.concatenate(out)
 
   def samples(self, state, z, ema: bool = True):

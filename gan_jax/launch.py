@@ -18,40 +18,14 @@ from gan_jax import checkpoint as ckpt_lib
 from gan_jax import config as config_lib
 from gan_jax import data as data_lib
 from gan_jax import sharding, workdir
-from gan_jax.data.feed import feed_batch, make_feed
+from gan_jax.data.feed import make_feed
 from gan_jax.errors import CheckpointError, ConfigError, WorkdirError
 from gan_jax.metrics import features
 from gan_jax.nets import build_nets
+from gan_jax.resume import check_layout, check_resumable
 from gan_jax.sharding import DATA_AXIS
-from gan_jax.state import create_state, make_optimizers
-from gan_jax.steps import make_train_fn, steps_per_call
-
-
-def _flag_str(value):
-  return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
-
-
-def check_resumable(cfg, saved: dict):
-  """The trajectory changes a resume accepts: [(flag, checkpoint's, now)] (config.resume_changes).
-
-  Raises ConfigError naming every flag that differs from the checkpoint's and fixes shapes, or
-  that changes the trajectory without --allow_config_change.
-  """
-  changes = config_lib.resume_changes(saved, cfg)
-  detail = lambda rows: ", ".join(f"--{f}={_flag_str(new)} (checkpoint: {_flag_str(old)})"  # noqa: E731
-                                  for f, old, new in rows)
-  if changes["shape"]:
-    field, _, new = changes["shape"][0]
-    raise ConfigError(field, _flag_str(new), f"the checkpoint in {cfg.workdir}/checkpoints was trained with "
-                      f"other settings: {detail(changes['shape'])}. Use the checkpoint's flags (its config.json) "
-                      "or a new --workdir")
-  if changes["trajectory"] and not cfg.allow_config_change:
-    field, _, new = changes["trajectory"][0]
-    raise ConfigError(field, _flag_str(new), f"differs from the checkpoint's and would change the run's "
-                      f"trajectory: {detail(changes['trajectory'])}. Resume with the checkpoint's flags (its "
-                      "config.json), pass --allow_config_change to resume with these (recorded in "
-                      "config_history.jsonl), or use a new --workdir")
-  return changes["trajectory"]
+from gan_jax.state import init_state, make_optimizers
+from gan_jax.train_fn import steps_per_call, train_fn_from_config
 
 
 def image_feature_network(cfg, dataset):
@@ -84,7 +58,7 @@ class Run:
     config_lib.validate(cfg)
     self.cfg = cfg
     self.dataset = data_lib.make_dataset(cfg)  # Fails on bad data before anything is written.
-    _, self.saved_meta = (None, None) if cfg.restart else ckpt_lib.read_meta(
+    saved_step, self.saved_meta = (None, None) if cfg.restart else ckpt_lib.read_meta(
         os.path.join(cfg.workdir, "checkpoints"))
     self.accepted_changes = check_resumable(cfg, self.saved_meta["config"]) if self.saved_meta else []
     self.feature = image_feature_network(cfg, self.dataset)
@@ -95,18 +69,19 @@ class Run:
     self.is_chief = jax.process_index() == 0
     self.spc = steps_per_call(cfg, jax.default_backend())
     self.abstract_state = sharding.replicated_abstract(jax.eval_shape(self.init_state), self.mesh)
+    if self.saved_meta:
+      check_layout(cfg, saved_step, self.abstract_state)
     self.feed = make_feed(self.dataset, self.mesh, cfg.d_steps, cfg.batch_size)
     self.fns = {}
     self.checkpointer = None
 
   def init_state(self):
-    return create_state(self.cfg, self.nets, self.g_tx, self.d_tx)
+    return init_state(self.cfg, self.nets, self.g_tx, self.d_tx)
 
   def train_fn(self, num_steps: int):
     """The compiled train function for calls of `num_steps` steps (compiled once, ahead of time)."""
     if num_steps not in self.fns:
-      fn = make_train_fn(self.cfg, self.nets, self.g_tx, self.d_tx, self.mesh, num_steps,
-                         feed_batch(self.feed.kind))
+      fn = train_fn_from_config(self.cfg, self.nets, self.g_tx, self.d_tx, self.mesh, num_steps, self.feed.batch)
       bad = jax.ShapeDtypeStruct((), np.int32, sharding=sharding.replicated_sharding(self.mesh))
       self.fns[num_steps] = fn.lower(self.abstract_state, bad, self.feed.data,
                                      self.feed.abstract_inputs(num_steps)).compile()
@@ -152,7 +127,7 @@ class Run:
         lock.release()
 
   def restore_or_init(self):
-    """(state, best score, restored?): the newest verified checkpoint, or a fresh state.
+    """(state, best score): the newest verified checkpoint, or a fresh state.
 
     With --restart the workdir's outputs are first moved to WORKDIR/previous_<time>/. A workdir
     whose every checkpoint proves unreadable or corrupt is refused (they are in checkpoints_corrupt/).
@@ -173,9 +148,9 @@ class Run:
             "are kept in previous_<time>/) or use a new --workdir")
       state, meta, step = restored
       logging.info("resuming from %s/checkpoints/%d", cfg.workdir, step)
-      return state, meta.get("best_score"), True
+      return state, meta.get("best_score")
     init = jax.jit(self.init_state, out_shardings=sharding.replicated_sharding(self.mesh))
-    return init(), None, False
+    return init(), None
 
   def write_run_files(self, start: int):
     """config.json (and config_history.jsonl for accepted changes); metrics records past `start` dropped."""

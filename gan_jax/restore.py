@@ -7,7 +7,7 @@ from gan_jax import checkpoint as ckpt_lib
 from gan_jax import config as config_lib
 from gan_jax.errors import CheckpointError
 from gan_jax.nets import build_nets
-from gan_jax.state import create_state, make_optimizers
+from gan_jax.state import init_state, make_optimizers
 
 
 def load_run(workdir: str, step: int | None = None, best: bool = False):
@@ -25,6 +25,6 @@ def load_run(workdir: str, step: int | None = None, best: bool = False):
   g_tx, d_tx = make_optimizers(cfg)
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device),
-                          jax.eval_shape(lambda: create_state(cfg, nets, g_tx, d_tx)))
+                          jax.eval_shape(lambda: init_state(cfg, nets, g_tx, d_tx)))
   state, meta, found = ckpt_lib.restore_from(directory, found, abstract)
   return cfg, nets, state, found, meta

@@ -13,12 +13,17 @@ import sys
 CACHE_ENV = "GAN_JAX_COMPILATION_CACHE"  # Overrides the default directory; empty turns the cache off.
 
 
+def user_cache(*parts: str) -> str:
+  """$XDG_CACHE_HOME/parts... (default ~/.cache/parts...): where every cache of this project lives."""
+  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+  return os.path.join(base, *parts)
+
+
 def default_cache_dir() -> str:
   """$GAN_JAX_COMPILATION_CACHE, else $XDG_CACHE_HOME/gan_jax/jax (~/.cache/gan_jax/jax)."""
   if CACHE_ENV in os.environ:
     return os.environ[CACHE_ENV]
-  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-  return os.path.join(base, "gan_jax", "jax")
+  return user_cache("gan_jax", "jax")
 
 
 def enable_compilation_cache(directory: str, min_compile_seconds: float = 0.5) -> str:

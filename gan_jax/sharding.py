@@ -30,10 +30,14 @@ def initialize_distributed(coordinator_address: str = "", num_processes: int = 0
     jax.distributed.initialize()
 
 
+def host_array(a) -> np.ndarray:
+  """A replicated (possibly multi-process) array -> numpy, read from this process's first copy."""
+  return np.asarray(a.addressable_data(0)) if isinstance(a, jax.Array) else np.asarray(a)
+
+
 def to_host(tree):
-  """Replicated (possibly multi-process) arrays -> numpy, read from this process's first copy."""
-  return jax.tree.map(lambda a: np.asarray(a.addressable_data(0)) if isinstance(a, jax.Array)
-                      else np.asarray(a), tree)
+  """`host_array` of every leaf."""
+  return jax.tree.map(host_array, tree)
 
 
 def any_process(flag: bool) -> bool:

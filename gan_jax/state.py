@@ -62,9 +62,10 @@ def _split_variables(variables):
   return params, variables
 
 
-def create_state(cfg, nets: GANNets, g_tx, d_tx) -> GANState:
-  """Initialises both networks and optimisers from `cfg.seed` alone."""
-  key_g, key_d, key_run = jax.random.split(jax.random.PRNGKey(cfg.seed), 3)
+def create_state(key, nets: GANNets, g_tx, d_tx, historical_averaging: bool = False) -> GANState:
+  """Initialises both networks and optimisers from `key` alone (`jax.random.PRNGKey(seed)` for a run;
+  under `jax.vmap`, a stack of keys gives a stack of independent runs)."""
+  key_g, key_d, key_run = jax.random.split(key, 3)
   n = nets.discriminator.pack  # the smallest batch D takes
   z = jnp.zeros((n, nets.latent_dim), jnp.float32)
   x = jnp.zeros((n, *nets.data_shape), jnp.float32)
@@ -74,14 +75,18 @@ def create_state(cfg, nets: GANNets, g_tx, d_tx) -> GANState:
   d_params, d_collections = _split_variables(
       nets.discriminator.init({"params": key_d}, x, labels, train=False))
   copy = lambda tree: jax.tree.map(jnp.copy, tree)  # noqa: E731
-  averaging = cfg.historical_averaging > 0
   return GANState(
       step=jnp.zeros((), jnp.int32), d_updates=jnp.zeros((), jnp.int32),
       g_params=g_params, g_collections=g_collections, g_opt_state=g_tx.init(g_params),
       d_params=d_params, d_collections=d_collections, d_opt_state=d_tx.init(d_params),
       ema_g_params=copy(g_params), rng=key_run,
-      g_param_avg=copy(g_params) if averaging else None,
-      d_param_avg=copy(d_params) if averaging else None)
+      g_param_avg=copy(g_params) if historical_averaging else None,
+      d_param_avg=copy(d_params) if historical_averaging else None)
+
+
+def init_state(cfg, nets: GANNets, g_tx, d_tx) -> GANState:
+  """The fresh state of a run: `create_state` from `cfg.seed`."""
+  return create_state(jax.random.PRNGKey(cfg.seed), nets, g_tx, d_tx, cfg.historical_averaging > 0)
 
 
 def count_params(tree: PyTree) -> int:

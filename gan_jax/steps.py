@@ -3,7 +3,7 @@
 Each is a pure function of pytrees and a frozen `StepContext` (networks, optimisers, objective);
 randomness comes from `state.rng` folded with the step counters (`step_keys`), so a step is
 reproducible from the state alone. What each player minimises is in `objectives.py`.
-Run per device under `jax.shard_map` (see `make_train_fn`): `batch` is then the device's slice of
+Run per device under `jax.shard_map` (`train_fn.make_train_fn`): `batch` is then the device's slice of
 the global batch, and gradients, metrics and batch-norm running statistics are averaged over the
 `axis_name` axis with `lax.pmean` (pmap-style SPMD). With `axis_name=None` they run on one device.
 """
@@ -18,11 +18,7 @@ from jax import lax
 
 from gan_jax import losses, objectives, regularizers
 from gan_jax.nets import GANNets, apply_module
-from gan_jax.sharding import BATCH_SPEC, DATA_AXIS, P
 from gan_jax.state import GANState
-
-GUARDED = ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm")  # Must stay finite.
-
 
 class StepKeys(NamedTuple):
   """The keys of the next D update and of the next G update, from `state.rng` and the counters."""
@@ -235,69 +231,3 @@ def make_steps(cfg, nets: GANNets, g_tx, d_tx, axis_name: Optional[str] = None,
   """The pure step functions of one config, bound to its StepContext."""
   ctx = make_context(cfg, nets, g_tx, d_tx, axis_name, num_devices)
   return StepFns(*(functools.partial(f, ctx) for f in (d_step, g_step, train_step)))
-
-
-AUTO_STEPS_PER_CALL = 100
-
-
-def steps_per_call(cfg, platform: str) -> int:
-  """--steps_per_call as a number: `auto` scans 100 steps per call, except conv nets on XLA:CPU
-  (one step per call: a scan over DCGAN steps compiles for minutes there, see BUILD.md)."""
-  if str(cfg.steps_per_call) != "auto":
-    return int(cfg.steps_per_call)
-  return 1 if (platform == "cpu" and cfg.model == "dcgan") else AUTO_STEPS_PER_CALL
-
-
-def finite(metrics):
-  """True when every guarded loss and gradient norm is finite (a scalar)."""
-  return jnp.all(jnp.stack([jnp.isfinite(metrics[k]) for k in GUARDED if k in metrics]))
-
-
-def guarded_train_step(ctx: StepContext, state: GANState, bad_step, batches, freeze: bool = True):
-  """train_step that never lets a non-finite step through: (state, bad_step, metrics, finite).
-
-  bad_step (int32 scalar) is 0 until a step's guarded metrics are not finite, then that step's
-  number (1-based, the step counter it would have reached). With `freeze`, the state stays at the
-  last finite step from then on, so nothing non-finite can be saved and the loop can read the
-  verdict at its next boundary instead of after every step.
-  """
-  new, metrics = train_step(ctx, state, batches)
-  ok = finite(metrics)
-  if freeze:
-    keep = ok & (bad_step == 0)
-    new = jax.tree.map(lambda a, b: jnp.where(keep, a, b), new, state)
-  bad_step = jnp.where((bad_step == 0) & ~ok, state.step + 1, bad_step)
-  return new, bad_step, metrics, ok
-
-
-def make_train_fn(cfg, nets: GANNets, g_tx, d_tx, mesh, steps_per_call: int, batch_of=None):
-  """A jitted, data-parallel `(state, bad_step, data, inputs) -> (state, bad_step, metrics)`.
-
-  inputs: leaves [steps_per_call, k, B_global, ...] sharded on the batch axis; `batch_of(data,
-  inputs_of_one_step)` makes a step's {'x', 'label'} from them (by default the inputs are the
-  batches). data: arrays every call takes (a dataset resident on the devices), replicated.
-  The state is replicated (P()) and donated; `guarded_train_step` keeps it finite (--nan_policy=stop)
-  and bad_step carries the first non-finite step across calls. With steps_per_call > 1 the steps
-  run in a `lax.scan` (one dispatch for many steps; not for conv nets on XLA:CPU, see BUILD.md).
-  Metrics are those of the last step, or of the first non-finite step of this call.
-  """
-  ctx = make_context(cfg, nets, g_tx, d_tx, DATA_AXIS, mesh.size)
-  batch_of = batch_of or (lambda data, inputs: inputs)
-  freeze = cfg.nan_policy == "stop"
-
-  def one(data, carry, inputs):
-    state, bad_step = carry
-    state, bad_step, metrics, ok = guarded_train_step(ctx, state, bad_step, batch_of(data, inputs), freeze)
-    return (state, bad_step), (metrics, ok)
-
-  def run(state, bad_step, data, inputs):
-    if steps_per_call == 1:
-      (state, bad_step), (metrics, _) = one(data, (state, bad_step), jax.tree.map(lambda a: a[0], inputs))
-      return state, bad_step, metrics
-    (state, bad_step), (metrics, ok) = lax.scan(functools.partial(one, data), (state, bad_step), inputs)
-    index = jnp.where(jnp.all(ok), steps_per_call - 1, jnp.argmin(ok))
-    return state, bad_step, jax.tree.map(lambda m: m[index], metrics)
-
-  sharded = jax.shard_map(run, mesh=mesh, in_specs=(P(), P(), P(), BATCH_SPEC), out_specs=(P(), P(), P()),
-                          check_vma=False)
-  return jax.jit(sharded, donate_argnums=0)

@@ -3,12 +3,12 @@
 One interface for the training evaluator, `experiments/evaluate.py` and `experiments/sample.py`:
   eval_samples         how many samples an evaluation draws
   to_data_units(x)     G's output [N, ...] -> the data's own units (toy data trains scaled)
-  metrics(x)           {name: value} for samples in data units
+  metrics(x, state)    {name: value} for samples in data units (the registry's metrics, gan_jax.metrics)
   theory(probe, state) metrics that need G and D themselves, and what the picture draws of them
   draw(x, path, step)  the evaluation's picture of the samples (PNG); returns what TensorBoard shows, or None
   finish(workdir)      pictures drawn over the whole run (toy: theory.png, the Figure 1 animation)
   picture(x, path, t)  a picture of any number of samples (sample.py)
-  rank(record)         a tuple to maximise for the best checkpoint, or None when nothing ranks
+  rank(record)         a tuple to maximise for the best checkpoint (the ranking metric's), or None
   final_metrics(rec)   what eval/final_metrics.json holds
   write_reals(dir)     reals.png beside the samples (images only)
 """
@@ -18,7 +18,8 @@ import numpy as np
 
 from gan_jax import metrics as metrics_lib
 from gan_jax import pictures, theory, workdir
-from gan_jax.metrics import modes
+from gan_jax.divergences import optimal_discriminator
+from gan_jax.metrics.inputs import MetricInputs
 
 
 class ToyTask:
@@ -28,9 +29,11 @@ class ToyTask:
   FINAL_KEYS = ("modes", "high_quality", "reverse_kl", "mode_counts", "jsd", "value", "value_at_optimum")
   SURFACE = 100  # D's heat map: SURFACE^2 points (2-D); Figure 1's curves: 10 * SURFACE points (1-D)
 
+  NAMES = ("modes",)  # the metrics of every toy evaluation
+
   def __init__(self, cfg, dataset=None):
-    from gan_jax.data import toy
-    self.dataset = dataset or toy.ToyDataset(toy.TOY[cfg.dataset](), cfg.seed, cfg.data_scale)
+    from gan_jax.data import make_dataset
+    self.dataset = dataset or make_dataset(cfg)
     self.mixture, self.scale = self.dataset.mixture, cfg.data_scale
     self.eval_samples = cfg.eval_samples
     self.pack, self.seed = cfg.pack, cfg.seed
@@ -45,8 +48,9 @@ class ToyTask:
   def to_data_units(self, x):
     return x / self.scale
 
-  def metrics(self, x) -> dict:
-    return modes.mode_metrics(x, self.mixture.means, self.mixture.sigma)
+  def metrics(self, x, state=None) -> dict:
+    del state
+    return metrics_lib.compute(self.NAMES, MetricInputs(x, mixture=self.mixture, dataset=self.dataset))
 
   def theory(self, probe, state):
     """({jsd, value_at_optimum, value}, what the picture draws), or ({}, None) for a conditional D.
@@ -90,7 +94,7 @@ class ToyTask:
     z = np.zeros((25, self.theory_z.shape[1]), np.float32)  # quantiles of z's first coordinate
     z[:, 0] = np.quantile(self.theory_z[:, 0], np.linspace(0.02, 0.98, 25))
     gz = self.to_data_units(probe.samples(state, z, ema=False))[:, 0]
-    curves = {"x": x[:, 0], "p_data": p_data, "p_g": p_g, "d": d, "d_star": theory.optimal_discriminator(p_data, p_g)}
+    curves = {"x": x[:, 0], "p_data": p_data, "p_g": p_g, "d": d, "d_star": optimal_discriminator(p_data, p_g)}
     return curves, (z[:, 0], gz)
 
   def draw(self, x, path: str, step: int, record=None, surface=None):
@@ -122,8 +126,8 @@ class ToyTask:
     pictures.scatter_png(x, self.mixture.means, path, title=title)
 
   def rank(self, record):
-    """More modes first, then a lower reverse KL."""
-    return (record["modes"], -record["reverse_kl"]) if "modes" in record else None
+    """More modes first, then a lower reverse KL (the 'modes' metric's ranking)."""
+    return metrics_lib.rank(record, self.NAMES)
 
   def final_metrics(self, record) -> dict:
     return {k: record[k] for k in self.FINAL_KEYS if k in record}
@@ -133,35 +137,38 @@ class ToyTask:
 
 
 class ImageTask:
-  """Images in [-1, 1]: `--eval_metrics` on the features of `feature` = (feature_fn, its identity):
-  the digit CNN or pytorch-fid's Inception (`metrics/features.py`)."""
+  """Images in [-1, 1]: `--eval_metrics` (the registry's, gan_jax.metrics) against the training
+  images, on the features of `feature` = (feature_fn, its identity): the digit CNN or pytorch-fid's
+  Inception (`metrics/features.py`)."""
   kind = "image"
   GRID = 64  # samples in a picture
 
-  def __init__(self, cfg, dataset=None, feature=None):
+  def __init__(self, cfg, dataset=None, feature=None, nets=None):
     """Without a dataset the task only draws pictures (sample.py)."""
-    self.dataset, self.names, self.feature = dataset, cfg.eval_metric_names, feature
+    self.dataset, self.names, self.feature, self.nets = dataset, cfg.eval_metric_names, feature, nets
     self.eval_samples = cfg.eval_samples if self.names else self.GRID
     self._num_reals = min(cfg.eval_samples, dataset.num_examples) if dataset is not None else 0
     self._kid_subset_size, self._seed = cfg.kid_subset_size, cfg.seed
-    self._image_metrics = None
+    self._real = None
 
   def to_data_units(self, x):
     return x
 
-  def image_metrics(self):
-    """The metrics against the real data's features (from the reference cache), set up at the first
+  def real_features(self):
+    """(logits, features) of the real training images (from the reference cache), read at the first
     evaluation, not before the first training step."""
-    if self._image_metrics is None and self.names:
+    if self._real is None:
       from gan_jax.metrics import features
       fn, network = self.feature
-      real = features.reference_features(self.dataset, self._num_reals, fn, network)
-      self._image_metrics = metrics_lib.ImageMetrics(None, self.names, fn, real=real,
-                                                     kid_subset_size=self._kid_subset_size, seed=self._seed)
-    return self._image_metrics
+      self._real = features.reference_features(self.dataset, self._num_reals, fn, network)
+    return self._real
 
-  def metrics(self, x) -> dict:
-    return self.image_metrics()(x) if self.names else {}
+  def metrics(self, x, state=None) -> dict:
+    if not self.names:
+      return {}
+    inputs = MetricInputs(x, feature_fn=self.feature[0], real=self.real_features, dataset=self.dataset,
+                          nets=self.nets, state=state, kid_subset_size=self._kid_subset_size, seed=self._seed)
+    return metrics_lib.compute(self.names, inputs)
 
   def theory(self, probe, state):
     del probe, state
@@ -178,11 +185,8 @@ class ImageTask:
     pictures.save_png(pictures.image_grid(np.asarray(x)), path)
 
   def rank(self, record):
-    """Lower FID (else KID) first."""
-    for name in ("fid", "kid_x1000"):
-      if name in record:
-        return (-record[name],)
-    return None
+    """The ranking metric's tuple (lower FID, else lower KID, ...), or None."""
+    return metrics_lib.rank(record, self.names)
 
   def final_metrics(self, record) -> dict:
     return dict(record)
@@ -208,8 +212,8 @@ def _tuples(points, fakes, pack: int, slot: int):
   return rows.reshape(len(points) * pack, -1)
 
 
-def make_task(cfg, dataset=None, feature=None):
+def make_task(cfg, dataset=None, feature=None, nets=None):
   """The task of `cfg.dataset`: toy mixtures, or images (with `feature`, the image metrics' network;
   without `dataset`: pictures only)."""
-  return ToyTask(cfg, dataset) if cfg.is_toy else ImageTask(cfg, dataset, feature)
+  return ToyTask(cfg, dataset) if cfg.is_toy else ImageTask(cfg, dataset, feature, nets)
 

@@ -190,13 +190,6 @@ def packed_jsd_estimate(mixture, samples, pack: int, rng: np.random.Generator, g
   return float(np.clip(0.5 * from_p.mean() + 0.5 * from_q.mean(), 0.0, np.log(2.0)))
 
 
-def optimal_discriminator(p_data, p_g):
-  """D*(x) = p_data / (p_data + p_g) on any points (1/2 where both vanish)."""
-  p, q = np.asarray(p_data, np.float64), np.asarray(p_g, np.float64)
-  total = p + q
-  return np.where(total > 0, p / np.where(total > 0, total, 1.0), 0.5)
-
-
 def value_at_optimum(jsd: float) -> float:
   """V(D*, G) = -log 4 + 2 JSD(p_data || p_g) (Goodfellow et al. 2014, Theorem 1)."""
   return -LOG4 + 2.0 * jsd

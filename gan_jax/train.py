@@ -15,7 +15,7 @@ from gan_jax import config as config_lib
 from gan_jax import generate, launch, runtime, sharding, tasks, workdir, writers
 from gan_jax.errors import ConfigError, NonFiniteError
 from gan_jax.state import count_params
-from gan_jax.steps import GUARDED
+from gan_jax.train_fn import GUARDED
 
 __all__ = ["train_and_evaluate", "Evaluator", "NonFiniteError", "call_lengths", "next_boundary"]
 
@@ -38,7 +38,7 @@ class Evaluator:
   def __call__(self, state, step: int, train_metrics: dict) -> dict:
     x = self.samples(state)
     record = {k: float(v) for k, v in train_metrics.items()}
-    record.update(self.task.metrics(x))
+    record.update(self.task.metrics(x, state))
     theory, surface = self.task.theory(self.probe, state)
     record.update(theory)
     if self.writer.enabled:
@@ -126,7 +126,7 @@ def train_and_evaluate(cfg: config_lib.Config, signals: runtime.Signals | None =
 
 def _train(run: launch.Run, progress: dict, signals) -> dict:
   cfg = run.cfg
-  state, best, _ = run.restore_or_init()
+  state, best = run.restore_or_init()
   start = int(sharding.to_host(state.step))
   if run.is_chief:
     run.write_run_files(start)
@@ -134,7 +134,7 @@ def _train(run: launch.Run, progress: dict, signals) -> dict:
                count_params(state.g_params), count_params(state.d_params), run.mesh.size, jax.default_backend(),
                cfg.batch_size, run.spc)
   writer = writers.MetricWriter(cfg.workdir, enabled=run.is_chief)
-  task = tasks.make_task(cfg, run.dataset, run.feature)
+  task = tasks.make_task(cfg, run.dataset, run.feature, run.nets)
   evaluator = Evaluator(cfg, run.nets, task, cfg.workdir, writer)
   try:
     if start >= cfg.train_steps:
@@ -229,9 +229,10 @@ def _final_outputs(run, evaluator: Evaluator, task, state, record, step: int) ->
     kept = _read_final(path)
     if kept.get("step") == step and os.path.exists(os.path.join(out, "final_samples.npy")):
       return kept
-    last = [r for r in workdir.read_records(os.path.join(run.cfg.workdir, "metrics.jsonl")) if r.get("step") == step]
-    record = {**(last[-1] if last else {}), **task.metrics(evaluator.samples(state))}
   samples = evaluator.samples(state)  # A collective: every process takes part.
+  if record is None:
+    last = [r for r in workdir.read_records(os.path.join(run.cfg.workdir, "metrics.jsonl")) if r.get("step") == step]
+    record = {**(last[-1] if last else {}), **task.metrics(samples, state)}
   final = {"step": step, **task.final_metrics({k: v for k, v in record.items() if k != "step"})}
   if run.is_chief:
     workdir.save_npy(os.path.join(out, "final_samples.npy"), samples)

@@ -7,14 +7,14 @@ compute a loss term by hand and compare it with the metric the jitted step repor
 import jax
 import optax
 
-from gan_jax.state import create_state
+from gan_jax.state import init_state
 from gan_jax.steps import make_steps, sample_labels, sample_latents, step_keys
 
 
 def sgd_setup(cfg, nets):
   """(state, steps) with SGD(1.0) for both players: a step moves the weights by exactly -grad."""
   tx = optax.sgd(1.0)
-  return create_state(cfg, nets, tx, tx), make_steps(cfg, nets, tx, tx)
+  return init_state(cfg, nets, tx, tx), make_steps(cfg, nets, tx, tx)
 
 
 def apply_train(module, params, collections, *inputs, **kwargs):

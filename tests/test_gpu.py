@@ -23,7 +23,7 @@ def run_on_accelerator(*args):
 def test_dcgan_flags_train_on_the_accelerator(tmp_path, precision):
   result = run_on_accelerator("--flagfile=dcgan.flags", f"--workdir={tmp_path}", "--train_steps=300",
                               "--log_every=100", "--eval_every=300", "--checkpoint_every=300",
-                              f"--precision={precision}", "--compilation_cache=")
+                              f"--compute_dtype={precision}", "--compilation_cache=")
   assert result.returncode == 0, result.stderr[-3000:]
   devices = next(l for l in result.stderr.splitlines() if "devices, global batch" in l)
   assert " gpu devices" in devices or " tpu devices" in devices, devices

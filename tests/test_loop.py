@@ -12,7 +12,7 @@ import pytest
 from gan_jax import sharding, train
 from gan_jax.data import make_dataset, stacked_batches
 from gan_jax.data.feed import DeviceFeed, HostFeed, make_feed
-from gan_jax.steps import steps_per_call
+from gan_jax.train_fn import steps_per_call
 from tests.conftest import toy_config
 from tests.test_images import image_config, write_pngs
 from tests.test_run import run_cli
@@ -59,7 +59,7 @@ def test_batches_gathered_on_device_equal_the_host_batches_bit_for_bit(tmp_path,
   feed = make_feed(dataset, mesh, d_steps, 8)
   assert isinstance(feed, DeviceFeed)
   inputs = feed.inputs(3, 5)  # steps 3..7: stream positions 24 .. 24 + 5 * k * 8
-  per_device = jax.shard_map(jax.vmap(DeviceFeed.batch, in_axes=(None, 0)), mesh=mesh,
+  per_device = jax.shard_map(jax.vmap(feed.batch, in_axes=(None, 0)), mesh=mesh,
                              in_specs=(sharding.P(), sharding.BATCH_SPEC), out_specs=sharding.BATCH_SPEC)
   gathered = jax.jit(per_device)(feed.data, inputs)  # as inside the sharded training step
   host = stacked_batches(dataset, 3, 5, d_steps, 8)
@@ -125,12 +125,12 @@ def test_a_rerun_loads_the_compiled_step_from_the_persistent_cache(tmp_path):
 def _one_step(cfg, shape, precision, batch):
   import dataclasses
   from gan_jax.nets import build_nets
-  from gan_jax.state import create_state, make_optimizers
+  from gan_jax.state import init_state, make_optimizers
   from gan_jax.steps import make_steps
-  cfg = dataclasses.replace(cfg, precision=precision)
+  cfg = dataclasses.replace(cfg, compute_dtype=precision)
   nets = build_nets(cfg, shape)
   g_tx, d_tx = make_optimizers(cfg)
-  state = create_state(cfg, nets, g_tx, d_tx)
+  state = init_state(cfg, nets, g_tx, d_tx)
   step = make_steps(cfg, nets, g_tx, d_tx).train_step
   new, metrics = jax.jit(step)(state, batch)
   return state, new, metrics, jax.make_jaxpr(step)(state, batch)
@@ -198,10 +198,10 @@ def test_bf16_gradient_penalties_differentiate_d_in_float32(tmp_path):
 def test_bf16_trains_200_steps_finite_and_checkpoints_float32(tmp_path, case):
   from gan_jax import restore
   if case == "ring":
-    cfg = toy_config(tmp_path, precision="bf16", train_steps=200, steps_per_call=100, eval_every=100,
+    cfg = toy_config(tmp_path, compute_dtype="bf16", train_steps=200, steps_per_call=100, eval_every=100,
                      checkpoint_every=200, pack=2, ema_decay=0.99)
   else:
-    cfg = image_config(tmp_path, "mnist5k", precision="bf16", train_steps=200, eval_every=100,
+    cfg = image_config(tmp_path, "mnist5k", compute_dtype="bf16", train_steps=200, eval_every=100,
                        checkpoint_every=200, log_every=100, batch_size=16, share_fakes=True)
   train.train_and_evaluate(cfg)
   rows = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]

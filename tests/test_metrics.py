@@ -4,7 +4,8 @@ import pytest
 from scipy import linalg
 
 from gan_jax.data.images import load_mnist5k
-from gan_jax.metrics import ImageMetrics, digits, frechet, inception_score, kid, parzen, prdc
+from gan_jax.metrics import compute, digits, frechet, inception_score, kid, parzen, prdc, probe
+from gan_jax.metrics.inputs import MetricInputs
 
 
 def test_frechet_distance_closed_form_for_diagonal_gaussians():
@@ -104,13 +105,11 @@ def test_prdc_tells_precision_from_recall():
 
 
 def test_precision_recall_take_a_random_subset_not_the_first_rows(monkeypatch):
-  import gan_jax.metrics as metrics_lib
-  monkeypatch.setattr(metrics_lib, "PRDC_MAX", 50)
+  monkeypatch.setattr(prdc, "PRDC_MAX", 50)
   rng = np.random.default_rng(0)
   real = np.concatenate([rng.normal(size=(50, 2)), rng.normal(100, 1, size=(50, 2))])  # two clusters, in order
   fake = rng.normal(100, 1, size=(100, 2))  # all near the second
-  metrics = ImageMetrics(None, ("pr",), lambda x: (x, x), real=(real, real))
-  precision = metrics.compare(fake, fake)["precision"]
+  precision = compute(("pr",), MetricInputs(fake=(fake, fake), real=(real, real)))["precision"]
   assert 0.3 < precision < 1.0  # the first 50 real rows alone (cluster one) would give 0
 
 
@@ -139,7 +138,9 @@ def test_shipped_digit_classifier_accuracy_on_held_out_digits():
 def test_real_vs_real_baseline_is_small_and_noise_is_far():
   train_x = load_mnist5k(32, "train")[0].astype(np.float32) / 127.5 - 1
   test_x = load_mnist5k(32, "test")[0].astype(np.float32) / 127.5 - 1
-  metrics = ImageMetrics(train_x, ("fid", "classes", "is"), digits.logits_and_features)
+  train = digits.logits_and_features(train_x)
+  metrics = lambda x: compute(("fid", "classes", "is"), MetricInputs(  # noqa: E731
+      x, feature_fn=digits.logits_and_features, real=train))
   real = metrics(test_x)
   noise = metrics(np.random.default_rng(0).uniform(-1, 1, test_x.shape).astype(np.float32))
   assert real["classes"] == 10 and real["class_reverse_kl"] < 0.01 and real["is"] > 8
@@ -183,7 +184,7 @@ def test_a_conditional_generators_walks_keep_one_class_and_its_class_grid_holds_
   from tests.test_images import image_config
   cfg = image_config(tmp_path, "mnist5k", resolution=32, conditioning="projection")
   nets = nets_lib.build_nets(cfg, (32, 32, 1), num_classes=10)
-  state = state_lib.create_state(cfg, nets, *state_lib.make_optimizers(cfg))
+  state = state_lib.init_state(cfg, nets, *state_lib.make_optimizers(cfg))
   generator = Generator(nets)
 
   def close(actual, expected):  # an untrained G draws values ~1e-5: the tolerance scales with them
@@ -203,12 +204,12 @@ def test_a_conditional_generators_walks_keep_one_class_and_its_class_grid_holds_
   images = grid.reshape(20, 32, 32, 1) * 1e4  # D's features for the linear probe: a projection D's see no label
   variables = {"params": state.d_params, **state.d_collections}
   given_7 = nets.discriminator.apply(variables, images, np.full(20, 7), train=False, features=True)[1]
-  close(evaluation.discriminator_features(nets, state, images, batch=8), np.asarray(given_7).reshape(20, -1))
+  close(probe.discriminator_features(nets, state, images, batch=8), np.asarray(given_7).reshape(20, -1))
 
 
 def test_eval_metrics_flag_is_validated(tmp_path):
   from gan_jax import config as config_lib
   from tests.conftest import toy_config
-  with pytest.raises(config_lib.ConfigError, match="--eval_metrics=fid,bogus: valid for image data"):
+  with pytest.raises(config_lib.ConfigError, match="--eval_metrics=fid,bogus: unknown metric bogus; valid for image data: fid, kid"):
     config_lib.validate(toy_config(tmp_path, dataset="mnist5k", model="dcgan", resolution=28,
                                    eval_metrics="fid,bogus"))

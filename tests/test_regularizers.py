@@ -1,6 +1,7 @@
 """Gradient penalties against closed forms, their weights in D's loss, spectral norm in D, and a WGAN-GP run."""
 import dataclasses
 import json
+import os
 
 import jax
 import jax.numpy as jnp
@@ -10,7 +11,7 @@ import pytest
 from gan_jax import regularizers, train
 from gan_jax.data import make_dataset
 from gan_jax.nets import build_nets
-from gan_jax.state import create_state, make_optimizers
+from gan_jax.state import init_state, make_optimizers
 from gan_jax.steps import make_steps
 from tests.conftest import toy_config
 
@@ -105,7 +106,7 @@ def test_spectral_norm_divides_every_d_layer_by_its_top_singular_value(tmp_path)
   cfg = toy_config(tmp_path, spectral_norm=True, loss="hinge", lr_d=1e-7)
   nets = build_nets(cfg, (2,))
   g_tx, d_tx = make_optimizers(cfg)
-  state = create_state(cfg, nets, g_tx, d_tx)
+  state = init_state(cfg, nets, g_tx, d_tx)
   steps = make_steps(cfg, nets, g_tx, d_tx)
   d_step = jax.jit(steps.d_step)
   for i in range(80):
@@ -136,3 +137,60 @@ def test_spectral_norm_state_is_checkpointed_so_resume_is_exact(tmp_path):
   assert "batch_stats" in a.d_collections
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+SN_CASES = [("mlp", "relu", "none"), ("mlp", "maxout", "projection"), ("mlp", "relu", "acgan"),
+            ("mlp", "relu", "concat"), ("dcgan", "relu", "projection"), ("dcgan", "relu", "acgan"),
+            ("dcgan", "relu", "none")]
+
+
+@pytest.mark.parametrize("model,activation,conditioning", SN_CASES, ids=["-".join(c) for c in SN_CASES])
+def test_spectral_norm_reaches_every_kernel_of_d(tmp_path, model, activation, conditioning):
+  """A spectrally normalised kernel W enters D as W / sigma(W): scaling it by 3 changes nothing. Every
+  parameter of rank >= 2 of D (the projection embedding, the AC-GAN head, maxout's pieces and the
+  minibatch-discrimination tensor included) is scaled in turn, and D's logits and class logits stay."""
+  shape = (2,) if model == "mlp" else (28, 28, 1)
+  cfg = toy_config(tmp_path, spectral_norm=True, model=model, d_activation=activation, conditioning=conditioning,
+                   minibatch_discrimination=3 if model == "mlp" else 0, width=8, d_hidden=(16, 16))
+  nets = build_nets(cfg, shape, num_classes=4 if conditioning != "none" else 0)
+  state = init_state(cfg, nets, *make_optimizers(cfg))
+  x = jax.random.normal(jax.random.PRNGKey(1), (6, *shape))
+  labels = jnp.arange(6) % 4 if nets.num_classes else None
+
+  def d(params):
+    out = nets.discriminator.apply({"params": params, **state.d_collections}, x, labels, train=False, features=True)
+    return out[0], out[2]
+
+  reference = d(state.d_params)
+  kernels = [p for p, leaf in jax.tree_util.tree_flatten_with_path(state.d_params)[0] if leaf.ndim >= 2]
+  assert len(kernels) >= 3
+  for path in kernels:
+    scaled = jax.tree_util.tree_map_with_path(lambda p, v, path=path: v * 3.0 if p == path else v, state.d_params)
+    for got, want in zip(d(scaled), reference):
+      if want is not None:
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5, err_msg=jax.tree_util.keystr(path))
+
+
+@pytest.mark.integration
+def test_a_spectral_norm_checkpoint_of_the_earlier_layout_is_refused_with_one_line(tmp_path):
+  """An earlier gan-jax left the projection embedding unnormalised: its checkpoints lack that layer's
+  power-iteration state. Resuming one is refused naming why, and nothing in the workdir changes."""
+  from gan_jax import checkpoint as ckpt_lib
+  from gan_jax import restore
+  from gan_jax.errors import CheckpointError
+  kw = dict(dataset="grid", spectral_norm=True, conditioning="projection", **{"train_steps": 4, "steps_per_call": 2,
+                                                                            "eval_every": 2, "checkpoint_every": 2})
+  train.train_and_evaluate(toy_config(tmp_path, **kw))
+  _, _, state, _, meta = restore.load_run(str(tmp_path))
+  stats = dict(state.d_collections["batch_stats"])
+  head = dict(stats["DiscriminatorHead_0"])
+  del head[next(k for k, v in head.items() if any(n.startswith("Embed_0/") for n in v))]  # the embedding's state
+  old = state.replace(d_collections={"batch_stats": {**stats, "DiscriminatorHead_0": head}})
+  saver = ckpt_lib.Checkpointer(str(tmp_path), 3)
+  saver.save(6, old, {**meta, "step": 6})
+  saver.close()
+  before = sorted(os.listdir(tmp_path / "checkpoints"))
+  with pytest.raises(CheckpointError, match=r"checkpoints/6 cannot be resumed here: it was written by an earlier "
+                                            r"gan-jax whose --spectral_norm left the projection embedding.*Embed_0"):
+    train.train_and_evaluate(toy_config(tmp_path, **{**kw, "train_steps": 8}))
+  assert sorted(os.listdir(tmp_path / "checkpoints")) == before and not (tmp_path / "checkpoints_corrupt").exists()

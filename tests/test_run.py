@@ -87,7 +87,7 @@ def test_same_seed_same_run(tmp_path):
 
 
 def test_validate_rejects_dcgan_on_toy_data(tmp_path):
-  with pytest.raises(config_lib.ConfigError, match="--model=dcgan: dcgan needs an image dataset"):
+  with pytest.raises(config_lib.ConfigError, match=r"--model=dcgan: dcgan takes image data, not --dataset=ring \(toy"):
     config_lib.validate(toy_config(tmp_path, model="dcgan"))
   with pytest.raises(config_lib.ConfigError, match="--pack=3: must divide --batch_size=32"):
     config_lib.validate(toy_config(tmp_path, pack=3))

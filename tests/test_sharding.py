@@ -35,14 +35,14 @@ def one_step_on(cfg, num_devices, data_shape=(2,), num_classes=0):
   """(metrics, state) of one jitted, sharded training iteration on `num_devices` devices."""
   from gan_jax import data, sharding
   from gan_jax.nets import build_nets
-  from gan_jax.state import create_state, make_optimizers
-  from gan_jax.steps import make_train_fn
+  from gan_jax.state import init_state, make_optimizers
+  from gan_jax.train_fn import train_fn_from_config
   nets = build_nets(cfg, data_shape, "data", num_classes)
   g_tx, d_tx = make_optimizers(cfg)
   batches = data.stacked_batches(data.make_dataset(cfg), 0, 1, cfg.d_steps, cfg.batch_size)
   mesh = sharding.make_mesh(num_devices)
-  state = sharding.replicate(create_state(cfg, nets, g_tx, d_tx), mesh)
-  fn = make_train_fn(cfg, nets, g_tx, d_tx, mesh, 1)
+  state = sharding.replicate(init_state(cfg, nets, g_tx, d_tx), mesh)
+  fn = train_fn_from_config(cfg, nets, g_tx, d_tx, mesh, 1)
   state, _, metrics = fn(state, sharding.replicate(np.zeros((), np.int32), mesh), {},
                          sharding.shard_batches(batches, mesh))
   return sharding.to_host(metrics), sharding.to_host(state)

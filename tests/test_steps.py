@@ -7,7 +7,7 @@ import pytest
 
 from gan_jax.data import make_dataset, stacked_batches
 from gan_jax.nets import build_nets
-from gan_jax.state import create_state, make_optimizers
+from gan_jax.state import init_state, make_optimizers
 from gan_jax.steps import make_steps
 from tests.conftest import toy_config
 
@@ -34,7 +34,7 @@ def setup(request, tmp_path):
     shape = (28, 28, 1)
   nets = build_nets(cfg, shape)
   g_tx, d_tx = make_optimizers(cfg)
-  state = create_state(cfg, nets, g_tx, d_tx)
+  state = init_state(cfg, nets, g_tx, d_tx)
   steps = make_steps(cfg, nets, g_tx, d_tx)
   batch = {"x": jax.random.normal(jax.random.key(0), (cfg.batch_size, *shape)),
            "label": jnp.zeros((cfg.batch_size,), jnp.int32)}
@@ -78,7 +78,7 @@ def _ring_steps(tmp_path, **overrides):
   cfg = toy_config(tmp_path, batch_size=16, **overrides)
   nets = build_nets(cfg, (2,))
   g_tx, d_tx = make_optimizers(cfg)
-  state = create_state(cfg, nets, g_tx, d_tx)
+  state = init_state(cfg, nets, g_tx, d_tx)
   batches = stacked_batches(make_dataset(cfg), 0, 1, cfg.d_steps, cfg.batch_size)
   return cfg, state, make_steps(cfg, nets, g_tx, d_tx), jax.tree.map(lambda a: jnp.asarray(a[0]), batches)
 
@@ -187,7 +187,7 @@ def test_share_fakes_counts_and_reuses_the_generator_forward(tmp_path, share, mo
   cfg = toy_config(tmp_path, d_steps=2, batch_size=16, share_fakes=share)
   nets = build_nets(cfg, (2,))
   g_tx, d_tx = make_optimizers(cfg)
-  state = create_state(cfg, nets, g_tx, d_tx)
+  state = init_state(cfg, nets, g_tx, d_tx)
   generator_calls = []
   apply = steps_lib.apply_module
 

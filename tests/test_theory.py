@@ -69,7 +69,7 @@ def test_packed_jsd_is_the_jsd_of_the_products():
 def test_optimal_discriminator_and_the_value_at_it():
   """D* = p / (p + q) and V(D*, G) = -log 4 + 2 JSD, on a discrete support."""
   p, q = np.array([0.5, 0.3, 0.2, 0.0]), np.array([0.1, 0.3, 0.2, 0.4])
-  d_star = theory.optimal_discriminator(p, q)
+  d_star = divergences.optimal_discriminator(p, q)
   np.testing.assert_allclose(d_star, [5 / 6, 0.5, 0.5, 0.0])
   assert divergences.expected_value(p, q, d_star) == pytest.approx(
       theory.value_at_optimum(divergences.js_discrete(p, q)), rel=1e-12)

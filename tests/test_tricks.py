@@ -11,7 +11,7 @@ from gan_jax import losses, regularizers, train
 from gan_jax.config import ConfigError, validate
 from gan_jax.nets import build_nets
 from gan_jax.nets.layers import DiscriminatorHead, MinibatchDiscrimination, VirtualBatchNorm, concat_labels
-from gan_jax.state import create_state, make_optimizers
+from gan_jax.state import init_state, make_optimizers
 from gan_jax.generate import Generator, generate_samples, make_generate_fn
 from gan_jax.steps import make_steps
 from tests.conftest import toy_config
@@ -64,7 +64,7 @@ def test_vbn_generator_sample_independent_of_its_batch(tmp_path, model):
   cfg = toy_config(tmp_path, **overrides)
   nets = build_nets(cfg, shape)
   g_tx, d_tx = make_optimizers(cfg)
-  state = create_state(cfg, nets, g_tx, d_tx)
+  state = init_state(cfg, nets, g_tx, d_tx)
   assert state.g_collections["vbn_reference"]["z"].shape == (8, cfg.latent_dim)
   generate = make_generate_fn(nets)
   z = jax.random.normal(jax.random.PRNGKey(0), (6, cfg.latent_dim))
@@ -126,7 +126,7 @@ def test_concat_labels_appends_one_hot_vectors_and_maps():
 def test_conditional_generator_follows_its_labels(tmp_path):
   cfg = toy_config(tmp_path, conditioning="concat")
   nets = build_nets(cfg, (2,), num_classes=8)
-  state = create_state(cfg, nets, *make_optimizers(cfg))
+  state = init_state(cfg, nets, *make_optimizers(cfg))
   generate = make_generate_fn(nets)
   z = jnp.tile(jax.random.normal(jax.random.PRNGKey(0), (1, 2)), (8, 1))
   by_label = generate(state.g_params, state.g_collections, z, jnp.arange(8))
@@ -177,7 +177,7 @@ def test_historical_average_penalty_and_running_mean():
 def _steps(cfg, shape=(2,), num_classes=0):
   nets = build_nets(cfg, shape, num_classes=num_classes)
   g_tx, d_tx = make_optimizers(cfg)
-  return create_state(cfg, nets, g_tx, d_tx), make_steps(cfg, nets, g_tx, d_tx)
+  return init_state(cfg, nets, g_tx, d_tx), make_steps(cfg, nets, g_tx, d_tx)
 
 
 def _ring_batch(cfg, index):
@@ -373,7 +373,7 @@ def test_conditional_samples_cycle_the_classes_across_chunks(tmp_path):
   cfg = toy_config(tmp_path, conditioning="concat", eval_samples=20)
   dataset = make_dataset(cfg)
   nets = build_nets(cfg, (2,), num_classes=dataset.num_classes)
-  state = create_state(cfg, nets, *make_optimizers(cfg))
+  state = init_state(cfg, nets, *make_optimizers(cfg))
   evaluator = train.Evaluator(cfg, nets, tasks.make_task(cfg, dataset), str(tmp_path),
                               writers.MetricWriter(str(tmp_path), enabled=False))
   whole = make_generate_fn(nets)(state.ema_g_params, state.g_collections, jnp.asarray(evaluator.z))
@@ -388,7 +388,7 @@ def test_evaluation_and_sampling_use_the_ema_generator(tmp_path):
   cfg = toy_config(tmp_path, eval_samples=20, ema_decay=0.5, data_scale=0.5)
   dataset = make_dataset(cfg)
   nets = build_nets(cfg, (2,))
-  state = create_state(cfg, nets, *make_optimizers(cfg))
+  state = init_state(cfg, nets, *make_optimizers(cfg))
   state = state.replace(ema_g_params=jax.tree.map(jnp.zeros_like, state.g_params))
   evaluator = train.Evaluator(cfg, nets, tasks.make_task(cfg, dataset), str(tmp_path),
                               writers.MetricWriter(str(tmp_path), enabled=False))

@@ -25,7 +25,7 @@ def channels_of(paths) -> int:
       with Image.open(path) as im:
         if has_colour(im.mode):
           return 3
-    except (OSError, ValueError):
+    except Exception:  # noqa: BLE001 - broken files and decompression bombs are skipped when decoding
       continue
   return 1
 

@@ -1,9 +1,9 @@
 """How batches reach the training step: gathered on the devices, or prepared on host threads.
 
-`DeviceFeed`: an image dataset that fits in memory lives on every device as uint8 (one copy per
-device, sent once); per call only the int32 indices of the call's rows travel, and the step
-gathers its batch on device and maps pixels to [-1, 1] through the same float32 table the host
-path uses, so the batches are the host path's bit for bit.
+`DeviceFeed`: a `DeviceDataset` (gan_jax.data) whose arrays fit in memory lives on every device
+(one copy per device, sent once; images as uint8); per call only the int32 indices of the call's
+rows travel, and the step gathers its batch on device with the dataset's own `gather`, bit for
+bit the host path's batches.
 `HostFeed`: toy streams and datasets too large for memory; batches of the next calls are made on
 a thread pool (two calls in flight) while the devices run.
 
@@ -13,28 +13,25 @@ Both answer `inputs(first_step, num_steps, upcoming)` with the call's inputs, le
 `batch(data, inputs)` turns one step's inputs into {'x', 'label'}.
 """
 import concurrent.futures
-import time
 
-import jax.numpy as jnp
 import numpy as np
-from absl import logging
 
 from gan_jax import sharding
-from gan_jax.data import stacked_batches
-from gan_jax.data.images import PIXEL_VALUES
+from gan_jax.data import DeviceDataset, stacked_batches
 
 DEVICE_DATA_LIMIT = 2 << 30  # Bytes of uint8 images a dataset may hold to be copied to every device.
 
 
 class DeviceFeed:
-  """An in-memory image dataset resident on the devices; batches gathered by index inside the step."""
+  """A `DeviceDataset` resident on the devices; batches gathered by index inside the step."""
   kind = "device"
 
-  def __init__(self, dataset, mesh, d_steps: int, batch_size: int):
-    images, labels = dataset.arrays
+  def __init__(self, dataset, arrays, mesh, d_steps: int, batch_size: int):
     self.dataset, self.mesh, self.d_steps, self.batch_size = dataset, mesh, d_steps, batch_size
     self.rows = sharding.process_rows(batch_size)
-    self.data = sharding.replicate({"images": images, "labels": labels, "pixels": PIXEL_VALUES}, mesh)
+    self.data = sharding.replicate(arrays, mesh)
+    gather = dataset.gather
+    self.batch = lambda data, inputs: gather(data, inputs["index"])  # one step's {'x': [k, b, ...], 'label'}
 
   def indices(self, first_step: int, num_steps: int):
     """int32 [num_steps, k, b_process]: this process's rows of each batch, as dataset indices."""
@@ -52,13 +49,6 @@ class DeviceFeed:
 
   def host_bytes(self, num_steps: int) -> int:
     return num_steps * self.d_steps * self.batch_size * 4
-
-  @staticmethod
-  def batch(data, inputs):
-    """One step's batches {'x': float32 [k, b, R, R, C], 'label': int32 [k, b]} from indices [k, b]."""
-    index = inputs["index"]
-    return {"x": jnp.take(data["pixels"], jnp.take(data["images"], index, axis=0).astype(jnp.int32)),
-            "label": jnp.take(data["labels"], index, axis=0)}
 
   def close(self):
     pass
@@ -101,6 +91,7 @@ class HostFeed:
 
   @staticmethod
   def batch(data, inputs):
+    """One step's batches are the inputs themselves."""
     del data
     return inputs
 
@@ -108,25 +99,10 @@ class HostFeed:
     self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def fits_on_device(dataset) -> bool:
-  """An image dataset whose uint8 pixels fit DEVICE_DATA_LIMIT (toy streams never do)."""
-  shape = getattr(dataset, "data_shape", None)
-  return (hasattr(dataset, "arrays") and shape is not None
-          and dataset.num_examples * int(np.prod(shape)) <= DEVICE_DATA_LIMIT)
-
-
-def make_feed(dataset, mesh, d_steps: int, batch_size: int, on_device: bool = True):
-  """DeviceFeed for image datasets that fit in memory (read whole first if needed), else HostFeed."""
-  if on_device and fits_on_device(dataset):
-    if dataset.arrays is None:
-      t = time.time()
-      dataset.load_all()
-      logging.info("read all %d examples of %s into memory in %.1f s", dataset.num_examples, dataset.name,
-                   time.time() - t)
-    return DeviceFeed(dataset, mesh, d_steps, batch_size)
+def make_feed(dataset, mesh, d_steps: int, batch_size: int):
+  """DeviceFeed for a `DeviceDataset` whose arrays fit DEVICE_DATA_LIMIT (read whole first if needed),
+  else HostFeed."""
+  arrays = dataset.device_arrays(DEVICE_DATA_LIMIT) if isinstance(dataset, DeviceDataset) else None
+  if arrays is not None:
+    return DeviceFeed(dataset, arrays, mesh, d_steps, batch_size)
   return HostFeed(dataset, mesh, d_steps, batch_size)
-
-
-def feed_batch(kind: str):
-  """The in-step batch function of a feed kind ('device' or 'host')."""
-  return {"device": DeviceFeed.batch, "host": HostFeed.batch}[kind]

@@ -1,4 +1,4 @@
-"""Image datasets behind `--dataset`: `mnist5k`, `tfds:NAME[:SPLIT]`, `folder:PATH`.
+"""Image datasets behind `--dataset`: `mnist5k`, `tfds:NAME[:SPLIT]` (folders: `folder.py`).
 
 All yield {'x': float32 [b, R, R, C] in [-1, 1], 'label': int32 [b]} through one
 `ImageDataset`, whose batch `index` is a pure function of (seed, index): example
@@ -9,10 +9,9 @@ Reading: tfds datasets go through `tfds.data_source` (random access to
 ArrayRecord files, no TensorFlow), folders and the embedded digits are decoded
 once into memory at the model's resolution.
 """
-import collections
 import functools
 import hashlib
-import os
+import time
 
 import numpy as np
 from absl import logging
@@ -21,7 +20,6 @@ from PIL import Image
 from gan_jax.data import decode
 from gan_jax.errors import DataError
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MNIST5K_TRAIN = 4000  # Fixed split of the 5,000 embedded digits: 4,000 train, 1,000 held out.
 
 
@@ -32,8 +30,9 @@ PIXEL_VALUES = np.arange(256, dtype=np.uint8).astype(np.float32) / 127.5 - 1.0
 class ImageDataset:
   """Random access to N labelled images through `read(indices) -> (uint8 [b, R, R, C], int [b])`.
 
-  `arrays` is (uint8 images [N, R, R, C], int32 labels [N]) when the whole dataset is in memory
-  (then it can live on the devices), else None.
+  `arrays` is (uint8 images [N, R, R, C], int32 labels [N]) when the whole dataset is in memory,
+  else None. A `DeviceDataset` (gan_jax.data): `device_arrays` reads it whole when it fits, and
+  `gather` maps indices to batches on the device.
   """
 
   def __init__(self, name, num_examples, read, data_shape, num_classes, seed, arrays=None):
@@ -70,12 +69,31 @@ class ImageDataset:
 
   def load_all(self, chunk: int = 1024):
     """Reads every example into memory once (`arrays`); later reads come from there."""
+    t = time.time()
     parts = [self._read(np.arange(i, min(i + chunk, self.num_examples)))
              for i in range(0, self.num_examples, chunk)]
     images = np.concatenate([p[0] for p in parts]).astype(np.uint8)
     labels = np.concatenate([np.asarray(p[1], np.int32) for p in parts])
     self.arrays = (images, labels)
     self._read = lambda idx: (images[idx], labels[idx])
+    logging.info("read all %d examples of %s into memory in %.1f s", self.num_examples, self.name, time.time() - t)
+
+  def device_arrays(self, limit_bytes: int):
+    """{'images', 'labels', 'pixels'} for `gather`, read whole first if needed; None above `limit_bytes`."""
+    if self.num_examples * int(np.prod(self.data_shape)) > limit_bytes:
+      return None
+    if self.arrays is None:
+      self.load_all()
+    images, labels = self.arrays
+    return {"images": images, "labels": labels, "pixels": PIXEL_VALUES}
+
+  @staticmethod
+  def gather(arrays, index):
+    """Batches {'x': float32 [..., R, R, C], 'label': int32 [...]} from indices [...], on the device:
+    pixels map to [-1, 1] through the host's float32 table, so the batches equal `get_batch`'s."""
+    import jax.numpy as jnp
+    return {"x": jnp.take(arrays["pixels"], jnp.take(arrays["images"], index, axis=0).astype(jnp.int32)),
+            "label": jnp.take(arrays["labels"], index, axis=0)}
 
   def get_batch(self, index: int, batch_size: int, rows: slice = slice(None)):
     """Rows `rows` of global batch `index`: {'x': float32 [b, R, R, C] in [-1, 1], 'label': int32 [b]}."""
@@ -133,22 +151,22 @@ def load_mnist5k(resolution: int, split: str = "train"):
   return x, y
 
 
-def _mnist5k(spec, cfg):
-  split = spec or "train"
-  if split not in ("train", "test"):
-    raise DataError(f"--dataset=mnist5k:{split}: unknown split; valid: train (4,000 digits), test (1,000)")
-  images, labels = load_mnist5k(cfg.resolution, split)
-  return in_memory("mnist5k", decode.match_channels(images, cfg.channels or 1), labels, 10, cfg.seed)
+def load_mnist5k_dataset(name: str, split: str, opts) -> ImageDataset:
+  """The registry's loader of `mnist5k[:SPLIT]` (gan_jax.data.DATASETS); opts: gan_jax.data.DataOptions."""
+  del name
+  images, labels = load_mnist5k(opts.resolution, split or "train")
+  return in_memory("mnist5k", decode.match_channels(images, opts.channels or 1), labels, 10, opts.seed)
 
 
-def _tfds(spec, cfg):
+def load_tfds(name_: str, spec: str, opts) -> ImageDataset:
   """`tfds:NAME[:SPLIT]`, read from prepared ArrayRecord files under --data_dir; never downloads."""
   import tensorflow_datasets as tfds
+  del name_
   name, _, split = spec.partition(":")
   split = split or "train"
   flag = f"--dataset=tfds:{spec}"
   try:
-    builder = tfds.builder(name, data_dir=cfg.data_dir or None)
+    builder = tfds.builder(name, data_dir=opts.data_dir or None)
   except tfds.core.registered.DatasetNotFoundError:
     raise DataError(f"{flag}: tfds has no dataset named {name!r} "
                     "(see `tfds.list_builders()`, e.g. mnist, fashion_mnist, cifar10, celeb_a)") from None
@@ -164,10 +182,10 @@ def _tfds(spec, cfg):
         f"({type(e).__name__}). Prepare it where there is network: `tfds build {name} "
         f"--data_dir=DIR --file_format=array_record`, then pass --data_dir=DIR") from None
   shape = features["image"].shape
-  channels = cfg.channels or shape[-1] or 3
+  channels = opts.channels or shape[-1] or 3
   has_label = "label" in features
   num_classes = features["label"].num_classes if has_label else 0
-  res = cfg.resolution
+  res = opts.resolution
 
   def read(indices):
     items = [source[int(i)] for i in indices]
@@ -178,55 +196,4 @@ def _tfds(spec, cfg):
 
   if len(source) == 0:
     raise DataError(f"{flag}: split {split!r} is empty")
-  return ImageDataset(f"tfds:{spec}", len(source), read, (res, res, channels), num_classes, cfg.seed)
-
-
-def _folder(path, cfg):
-  """`folder:PATH`: PATH/*.png (unlabelled) or PATH/CLASS/*.png (one label per subfolder)."""
-  flag = f"--dataset=folder:{path}"
-  if not os.path.isdir(path):
-    raise DataError(f"{flag}: no such directory")
-  subdirs = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)))
-  files = [(os.path.join(path, f), 0) for f in sorted(os.listdir(path)) if f.lower().endswith(IMAGE_SUFFIXES)]
-  classes = []
-  if not files:
-    classes = [d for d in subdirs if any(f.lower().endswith(IMAGE_SUFFIXES)
-                                         for f in os.listdir(os.path.join(path, d)))]
-    files = [(os.path.join(path, d, f), label) for label, d in enumerate(classes)
-             for f in sorted(os.listdir(os.path.join(path, d))) if f.lower().endswith(IMAGE_SUFFIXES)]
-  if not files:
-    raise DataError(f"{flag}: no images ({', '.join(IMAGE_SUFFIXES)}) in it or its subfolders")
-  channels = cfg.channels or decode.channels_of(f for f, _ in files)
-  images, labels, skipped, converted = [], [], [], collections.Counter()
-  for file, label in files:
-    try:
-      with Image.open(file) as im:
-        im.load()
-        arr, notes = decode.decode(im, channels)
-    except (OSError, ValueError):
-      skipped.append(os.path.basename(file))
-      continue
-    converted.update(notes)
-    images.append(fit_resolution(arr, cfg.resolution))
-    labels.append(label)
-  if skipped:
-    logging.warning("%s: skipped %d files that could not be decoded as images: %s", flag, len(skipped),
-                    ", ".join(skipped[:5]) + (" ..." if len(skipped) > 5 else ""))
-  if not images:
-    raise DataError(f"{flag}: none of its {len(files)} image files could be decoded")
-  logging.info("%s: %d images as %s (%s); converted: %s", flag, len(images), "RGB" if channels == 3 else
-               "grayscale", "--channels" if cfg.channels else "RGB when any image has colour",
-               decode.summary(converted))
-  return in_memory(f"folder:{path}", np.stack(images), np.array(labels, np.int32), len(classes),
-                   cfg.seed)
-
-
-def make_image_dataset(cfg) -> ImageDataset:
-  kind, _, spec = cfg.dataset.partition(":")
-  loaders = {"mnist5k": _mnist5k, "tfds": _tfds, "folder": _folder}
-  if kind not in loaders:
-    raise DataError(f"--dataset={cfg.dataset}: unknown; valid: mnist5k, tfds:NAME[:SPLIT], folder:PATH")
-  dataset = loaders[kind](spec, cfg)
-  logging.info("dataset %s: %d examples of shape %s, %d classes", dataset.name, dataset.num_examples,
-               dataset.data_shape, dataset.num_classes)
-  return dataset
+  return ImageDataset(f"tfds:{spec}", len(source), read, (res, res, channels), num_classes, opts.seed)

@@ -46,12 +46,18 @@ TOY = {"ring": ring, "grid": grid, "gauss1d": gauss1d}
 
 
 class ToyDataset:
-  """An endless stream of batches; batch `index` is a pure function of (seed, index)."""
+  """An endless stream of batches; batch `index` is a pure function of (seed, index). The label of a
+  point is its mode."""
 
   def __init__(self, mixture: GaussianMixture, seed: int, scale: float = 1.0):
     self.mixture, self.seed, self.scale = mixture, seed, scale
+    self.name = mixture.name
     self.data_shape = (mixture.dim,)
     self.num_classes = len(mixture.means)
+
+  def fingerprint(self) -> dict:
+    return {"name": self.name, "means": self.mixture.means.tolist(), "sigma": self.mixture.sigma,
+            "seed": self.seed, "scale": self.scale}
 
   def get_batch(self, index: int, batch_size: int, rows: slice = slice(None)):
     """Global batch `index`, rows `rows` of it: {'x': [b, D] * scale, 'label': [b]}."""
@@ -61,3 +67,9 @@ class ToyDataset:
   def reference_sample(self, n: int):
     """n data points from a stream disjoint from the training batches (for plots)."""
     return self.mixture.sample(np.random.default_rng([self.seed, 0, 1]), n)[0]
+
+
+def load(name: str, arg: str, opts) -> ToyDataset:
+  """The registry's loader (gan_jax.data.DATASETS) of mixture `name`; opts: gan_jax.data.DataOptions."""
+  del arg
+  return ToyDataset(TOY[name](), opts.seed, opts.data_scale)

@@ -1,99 +1,147 @@
-"""Evaluation metrics behind one registry.
+"""The metric registry (`METRICS`): what each metric computes, from what, and which way is better.
 
-Image metrics compare generated with real images through a feature network,
-`feature_fn(images [N, R, R, C] in [-1, 1]) -> (logits [N, K], features [N, D])`: pytorch-fid's
-Inception (pool3, 1008 logits; `inception.py`) for RGB data, the shipped digit CNN (`digits.py`)
-for digits; `features.py` picks one. Toy metrics (`modes.mode_metrics`) need no features.
+A metric is a function `(MetricInputs) -> {key: value}` in a module of this package and one
+`METRICS.register(MetricSpec(...))` line here. The spec declares what the rest of the code would
+otherwise infer: its inputs (features of a feature network, a real split to compare with, the held-out
+split, the labels, G and D, the toy mixture), the data it applies to, the fewest samples it needs,
+which way each key is better and whether it ranks the best checkpoint. Config validation,
+`--helpfull`, the best-checkpoint ranking and evaluate.py's table derive from the specs. This module
+imports no JAX and no SciPy: the functions load at first use.
 
-  fid      Fréchet distance of Gaussians fitted to the features (Heusel et al. 2017)
-  kid      KID x 1000 (papers print it so), 100 subsets of --kid_subset_size (torch-fidelity's protocol)
-  is       Inception Score from the logits, 10 shuffled splits
-  pr, dc   precision / recall and density / coverage, k = 5, on a random subset of at most 5,000 each
-  classes  the digit-class histogram: classes with >= 1 % of the samples, reverse KL to uniform
+Image metrics compare generated with real images through a feature network, `feature_fn(images
+[N, R, R, C] in [-1, 1]) -> (logits [N, K], features [N, D])`: pytorch-fid's Inception (pool3, 1008
+logits; `inception.py`) for RGB data, the shipped digit CNN (`digits.py`) for digits (`features.py`).
 """
-import numpy as np
+import dataclasses
+from typing import Callable, Optional, Union
 
-from gan_jax.divergences import kl_discrete
-from gan_jax.metrics import frechet, inception_score, kid, prdc
+from gan_jax.registry import Ref, Registry, resolve
 
-PRDC_MAX = 5000  # pairwise distances of this many real and fake samples: O(n^2 D)
-
-
-def _fid(ctx):
-  return {"fid": frechet.fid(ctx["fake_features"], ctx["real_features"])}
-
-
-def _kid(ctx):
-  mean, std = kid.kid(ctx["fake_features"], ctx["real_features"], subset_size=ctx["kid_subset_size"],
-                      seed=ctx["seed"])
-  return {"kid_x1000": 1000.0 * mean, "kid_x1000_std": 1000.0 * std}
+TOY, IMAGE = "toy", "image"  # the kinds of data (gan_jax.data.DatasetSpec.kind)
+# What a metric reads from its MetricInputs (besides the samples).
+FEATURES = "features"  # the feature network's (logits, features) of the samples
+REAL = "real"          # those of the real split the samples are compared with
+HELD_OUT = "held_out"  # the held-out split (images never trained on)
+LABELS = "labels"      # labelled data
+STATE = "state"        # the networks and the training state (G, D)
+MIXTURE = "mixture"    # the toy mixture's exact means and sigma
 
 
-def _is(ctx):
-  mean, std = inception_score.inception_score(ctx["fake_logits"], num_splits=10, seed=ctx["seed"])
-  return {"is": mean, "is_std": std}
+@dataclasses.dataclass(frozen=True)
+class Closest:
+  """Better the closer to `value` (e.g. density, 1 for real data)."""
+  value: float
 
 
-def _prdc(ctx):
-  """Precision, recall, density, coverage on seeded random subsets (not the first rows)."""
-  if "prdc" not in ctx:
-    rng = np.random.default_rng(ctx["seed"])
-    real, fake = ctx["real_features"], ctx["fake_features"]
-    n = min(len(real), len(fake), PRDC_MAX)
-    ctx["prdc"] = prdc.prdc(real[rng.choice(len(real), n, replace=False)],
-                            fake[rng.choice(len(fake), n, replace=False)])
-  return ctx["prdc"]
+HIGHER, LOWER = "higher", "lower"
+Better = Union[str, Closest, None]
 
 
-def _pr(ctx):
-  return {k: _prdc(ctx)[k] for k in ("precision", "recall")}
+@dataclasses.dataclass(frozen=True)
+class MetricSpec:
+  name: str
+  compute: Ref                        # (MetricInputs) -> {key: value}
+  help: str
+  better: dict                        # output key -> HIGHER | LOWER | Closest(v) | None (not judged)
+  rank: tuple = ()                    # the keys that rank the best checkpoint, in order of importance
+  rank_priority: Optional[int] = None  # of the evaluated metrics that rank, the lowest priority ranks
+  min_samples: Union[int, Callable] = 1  # or (cfg) -> int
+  data: tuple = (IMAGE,)              # the kinds of data it applies to
+  needs: frozenset = frozenset()      # what it reads (FEATURES, REAL, HELD_OUT, LABELS, STATE, MIXTURE)
+  network: Optional[str] = None       # 'digits': only on the digit CNN's features
+  compares: bool = True               # compares samples with a real split (evaluate.py: three columns)
+  training: bool = True               # can be asked for with --eval_metrics
+  evaluate: bool = True               # in evaluate.py's table unless asked otherwise
+
+  def fewest_samples(self, cfg) -> int:
+    return self.min_samples(cfg) if callable(self.min_samples) else self.min_samples
+
+  def score(self, record: dict) -> tuple:
+    """The tuple the best checkpoint maximises, from this metric's `rank` keys of `record`."""
+    return tuple(_oriented(self.better[k], float(record[k])) for k in self.rank)
 
 
-def _dc(ctx):
-  return {k: _prdc(ctx)[k] for k in ("density", "coverage")}
+def _oriented(better: Better, value: float) -> float:
+  if better == HIGHER:
+    return value
+  if better == LOWER:
+    return -value
+  return -abs(value - better.value)
 
 
-def _classes(ctx):
-  """Class histogram of generated samples: classes with >= 1% of them, reverse KL to uniform."""
-  logits = ctx["fake_logits"]
-  counts = np.bincount(logits.argmax(1), minlength=logits.shape[1])
-  q = counts / counts.sum()
-  return {"classes": int(np.sum(q >= 0.01)),
-          "class_reverse_kl": kl_discrete(q, np.full(len(q), 1.0 / len(q))),
-          "class_counts": counts.tolist()}
+METRICS: Registry[MetricSpec] = Registry("metric", "eval_metrics")
+ALIASES = {"score": ("is",), "prdc": ("pr", "dc")}  # the names of earlier versions
+_IMAGE_FEATURES = frozenset({FEATURES, REAL})
+
+METRICS.register(MetricSpec(
+    "fid", "gan_jax.metrics.frechet:fid_metric", "Frechet distance of the features (Heusel et al. 2017)",
+    better={"fid": LOWER}, rank=("fid",), rank_priority=0, min_samples=2, needs=_IMAGE_FEATURES))
+METRICS.register(MetricSpec(
+    "kid", "gan_jax.metrics.kid:kid_metric", "KID x 1000, 100 subsets of --kid_subset_size",
+    better={"kid_x1000": LOWER, "kid_x1000_std": None}, rank=("kid_x1000",), rank_priority=1,
+    min_samples=lambda cfg: cfg.kid_subset_size, needs=_IMAGE_FEATURES))
+METRICS.register(MetricSpec(
+    "is", "gan_jax.metrics.inception_score:is_metric", "the Inception Score from the logits, 10 splits",
+    better={"is": HIGHER, "is_std": None}, min_samples=10, needs=frozenset({FEATURES})))
+METRICS.register(MetricSpec(
+    "pr", "gan_jax.metrics.prdc:pr_metric", "precision and recall, k = 5 (Kynkaanniemi et al. 2019)",
+    better={"precision": HIGHER, "recall": HIGHER}, min_samples=6, needs=_IMAGE_FEATURES))
+METRICS.register(MetricSpec(
+    "dc", "gan_jax.metrics.prdc:dc_metric", "density and coverage, k = 5 (Naeem et al. 2020)",
+    better={"density": Closest(1.0), "coverage": HIGHER}, min_samples=6, needs=_IMAGE_FEATURES))
+METRICS.register(MetricSpec(
+    "classes", "gan_jax.metrics.classes:class_metric", "the digit CNN's class histogram: classes with >= 1 %, "
+    "reverse KL to uniform", better={"classes": HIGHER, "class_reverse_kl": LOWER, "class_counts": None},
+    needs=frozenset({FEATURES}), network="digits"))
+METRICS.register(MetricSpec(
+    "modes", "gan_jax.metrics.modes:modes_metric", "PacGAN's mode coverage of a toy mixture (always on)",
+    better={"modes": HIGHER, "high_quality": HIGHER, "reverse_kl": LOWER, "mode_counts": None},
+    rank=("modes", "reverse_kl"), rank_priority=0, data=(TOY,), needs=frozenset({MIXTURE}), compares=False))
+METRICS.register(MetricSpec(
+    "parzen", "gan_jax.metrics.parzen:parzen_metric", "Parzen-window log-likelihood of held-out images "
+    "(Goodfellow et al. 2014)", better={"parzen_ll": HIGHER, "parzen_se": None, "parzen_sigma": None},
+    needs=frozenset({HELD_OUT}), compares=False, training=False, evaluate=False))
+METRICS.register(MetricSpec(
+    "d_probe", "gan_jax.metrics.probe:probe_metric", "held-out accuracy of a linear classifier on D's "
+    "features, 100 and all labels (Radford et al. 2015, sec. 5.1)",
+    better={"d_features_linear_acc_100_labels": HIGHER, "d_features_linear_acc_all_labels": HIGHER},
+    needs=frozenset({STATE, HELD_OUT, LABELS}), compares=False, training=False))
 
 
-IMAGE_METRICS = {"fid": _fid, "kid": _kid, "is": _is, "pr": _pr, "dc": _dc, "classes": _classes}
+def describe() -> str:
+  """--eval_metrics' help: the metrics training can compute, then those only evaluate.py computes."""
+  training = "; ".join(f"{s.name}: {s.help}" for s in METRICS if s.training)
+  return training + ". experiments/evaluate.py also reports " + "; ".join(
+      f"{s.name}: {s.help}" for s in METRICS if not s.training)
 
 
-def check_names(names):
-  unknown = [n for n in names if n not in IMAGE_METRICS]
-  if unknown:
-    raise KeyError(f"unknown metric {unknown[0]!r}; valid: {', '.join(IMAGE_METRICS)}")
+def metric_names(value: str) -> tuple:
+  """--eval_metrics as registry names, in order, earlier names (score, prdc) translated."""
+  names = []
+  for name in (n.strip() for n in value.split(",") if n.strip()):
+    for n in ALIASES.get(name, (name,)):
+      if n not in names:
+        names.append(n)
+  return tuple(names)
 
 
-class ImageMetrics:
-  """The named metrics of generated images against a fixed set of real images.
+def compute(names, inputs) -> dict:
+  """{key: value} of the metrics `names` on `inputs` (a MetricInputs), in order."""
+  out = {}
+  for name in names:
+    out.update(resolve(METRICS.get(name).compute)(inputs))
+  return out
 
-  `real` = (logits, features) of the real images when already computed (a cached reference),
-  else they are computed from `real_images`.
-  """
 
-  def __init__(self, real_images, names, feature_fn, real=None, kid_subset_size: int = 1000, seed: int = 0):
-    check_names(names)
-    self.names, self.feature_fn = tuple(names), feature_fn
-    self.kid_subset_size, self.seed = kid_subset_size, seed
-    self.real_logits, self.real_features = real if real is not None else feature_fn(real_images)
+def ranking_metric(names) -> Optional[MetricSpec]:
+  """Of the metrics `names`, the one that ranks the best checkpoint (lowest rank_priority), or None."""
+  ranked = [METRICS.get(n) for n in names if METRICS.get(n).rank_priority is not None]
+  return min(ranked, key=lambda s: s.rank_priority) if ranked else None
 
-  def __call__(self, fake_images) -> dict:
-    return self.compare(*self.feature_fn(fake_images))
 
-  def compare(self, fake_logits, fake_features) -> dict:
-    """The metrics of already computed (logits, features) of generated images."""
-    ctx = {"real_features": self.real_features, "real_logits": self.real_logits,
-           "fake_features": fake_features, "fake_logits": fake_logits,
-           "kid_subset_size": self.kid_subset_size, "seed": self.seed}
-    out = {}
-    for name in self.names:
-      out.update(IMAGE_METRICS[name](ctx))
-    return out
+def rank(record: dict, names) -> Optional[tuple]:
+  """The tuple to maximise for the best checkpoint from an evaluation `record` of metrics `names`."""
+  spec = ranking_metric(names)
+  if spec is None or any(k not in record or record[k] is None for k in spec.rank):
+    return None
+  return spec.score(record)

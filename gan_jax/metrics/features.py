@@ -15,6 +15,8 @@ import time
 import numpy as np
 from absl import logging
 
+from gan_jax import runtime
+
 CACHE_ENV = "GAN_JAX_REFERENCE_CACHE"
 
 
@@ -55,8 +57,7 @@ class ProgressLog:
 def cache_dir() -> str:
   if os.environ.get(CACHE_ENV):
     return os.environ[CACHE_ENV]
-  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-  return os.path.join(base, "gan_jax", "reference")
+  return runtime.user_cache("gan_jax", "reference")
 
 
 def reference_features(dataset, num: int, feature_fn, network: str):

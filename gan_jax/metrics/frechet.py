@@ -27,3 +27,8 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
 def fid(features_a, features_b) -> float:
   """Fréchet distance between the Gaussians fitted to two feature sets [N, D], [M, D]."""
   return frechet_distance(*gaussian_stats(features_a), *gaussian_stats(features_b))
+
+
+def fid_metric(inputs) -> dict:
+  """The registry's 'fid': the samples' features against the real split's (a MetricInputs)."""
+  return {"fid": fid(inputs.fake_features, inputs.real_features)}

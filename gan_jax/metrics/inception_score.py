@@ -28,3 +28,9 @@ def inception_score(logits, num_splits: int = 10, seed: int = 0):
     kl = np.sum(np.exp(part) * (part - log_marginal), axis=1)
     scores.append(np.exp(kl.mean()))
   return float(np.mean(scores)), float(np.std(scores))
+
+
+def is_metric(inputs) -> dict:
+  """The registry's 'is', from the feature network's logits of the samples."""
+  mean, std = inception_score(inputs.fake_logits, num_splits=10, seed=inputs.seed)
+  return {"is": mean, "is_std": std}

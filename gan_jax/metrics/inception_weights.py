@@ -18,6 +18,7 @@ import zipfile
 
 import numpy as np
 
+from gan_jax import runtime
 from gan_jax.errors import DataError
 
 FILE_NAME = "pt_inception-2015-12-05-6726825d.pth"
@@ -26,14 +27,12 @@ URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" +
 
 def default_path() -> str:
   """Where pytorch-fid keeps the file: $TORCH_HOME/hub/checkpoints (default ~/.cache/torch)."""
-  torch_home = os.environ.get("TORCH_HOME") or os.path.join(
-      os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "torch")
+  torch_home = os.environ.get("TORCH_HOME") or runtime.user_cache("torch")
   return os.path.join(torch_home, "hub", "checkpoints", FILE_NAME)
 
 
 def cache_dir() -> str:
-  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-  return os.path.join(base, "gan_jax", "inception")
+  return runtime.user_cache("gan_jax", "inception")
 
 
 # --- a restricted reader of torch.save files ---------------------------------------------------------

@@ -33,3 +33,9 @@ def kid(features_a, features_b, num_subsets: int = 100, subset_size: int = 1000,
   values = [mmd2_unbiased(a[rng.choice(len(a), subset_size, replace=False)],
                           b[rng.choice(len(b), subset_size, replace=False)]) for _ in range(num_subsets)]
   return float(np.mean(values)), float(np.std(values))
+
+
+def kid_metric(inputs) -> dict:
+  """The registry's 'kid', in the units papers print (x 1000): mean and std over the subsets."""
+  mean, std = kid(inputs.fake_features, inputs.real_features, subset_size=inputs.kid_subset_size, seed=inputs.seed)
+  return {"kid_x1000": 1000.0 * mean, "kid_x1000_std": 1000.0 * std}

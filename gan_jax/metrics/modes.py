@@ -24,3 +24,8 @@ def mode_metrics(samples, means, sigma: float) -> dict:
                 if total > 0 else float("inf"))
   return {"modes": int(np.sum(counts > 0)), "high_quality": float(np.mean(good)),
           "reverse_kl": float(reverse_kl), "mode_counts": counts.tolist()}
+
+
+def modes_metric(inputs) -> dict:
+  """The registry's 'modes': `mode_metrics` of the samples (data units) on the toy mixture."""
+  return mode_metrics(inputs.samples, inputs.mixture.means, inputs.mixture.sigma)

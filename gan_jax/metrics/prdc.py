@@ -30,3 +30,26 @@ def prdc(real, fake, k: int = 5) -> dict:
       "density": float(inside_real.sum(0).mean() / k),
       "coverage": float((d.min(1) < r_real).mean()),
   }
+
+
+PRDC_MAX = 5000  # pairwise distances of this many real and fake samples: O(n^2 D)
+
+
+def prdc_of(inputs) -> dict:
+  """prdc on seeded random subsets of at most PRDC_MAX of each (not the first rows), computed once
+  per MetricInputs for 'pr' and 'dc' alike."""
+  def compute():
+    rng = np.random.default_rng(inputs.seed)
+    real, fake = inputs.real_features, inputs.fake_features
+    n = min(len(real), len(fake), PRDC_MAX)
+    return prdc(real[rng.choice(len(real), n, replace=False)], fake[rng.choice(len(fake), n, replace=False)])
+
+  return inputs.shared("prdc", compute)
+
+
+def pr_metric(inputs) -> dict:
+  return {k: prdc_of(inputs)[k] for k in ("precision", "recall")}
+
+
+def dc_metric(inputs) -> dict:
+  return {k: prdc_of(inputs)[k] for k in ("density", "coverage")}

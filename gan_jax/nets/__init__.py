@@ -1,18 +1,55 @@
-"""Network registry: `build_nets(config, data_shape)` -> `GANNets`, and `apply_module`."""
-from typing import NamedTuple, Optional, Sequence
+"""The model registry (`MODELS`), `build_nets(cfg, data_shape)` -> `GANNets`, and `apply_module`.
 
-import flax.linen as nn
-import jax.numpy as jnp
+A model is one module under gan_jax/nets/ with a `build(opts: NetOptions, **options) -> (G, D)` and
+one `MODELS.register(ModelSpec(...))` line here. The builder never reads the config: it gets the
+options every model takes (`NetOptions`) and, as keyword arguments, the Config fields its spec
+lists in `options`. This module imports no JAX: the registry serves flag help and validation.
+"""
+import dataclasses
+from typing import Any, NamedTuple, Optional, Sequence
 
 from gan_jax.errors import ConfigError
-from gan_jax.nets.dcgan import DCGANDiscriminator, DCGANGenerator
-from gan_jax.nets.layers import PackedDiscriminator
-from gan_jax.nets.mlp import MLPDiscriminator, MLPGenerator
+from gan_jax.registry import Ref, Registry, resolve
+
+TOY, IMAGE = "toy", "image"  # the kinds of data a model takes (gan_jax.data.DatasetSpec.kind)
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+  """A model: its builder and what the rest of the code must know of it."""
+  name: str
+  build: Ref                 # (NetOptions, **options) -> (generator, discriminator) Flax modules
+  help: str
+  convolutional: bool        # conv nets run one step per call on XLA:CPU (--steps_per_call=auto)
+  data: tuple = (TOY, IMAGE)  # the kinds of dataset it takes
+  options: tuple = ()        # the Config fields passed to `build` as keyword arguments
+
+
+@dataclasses.dataclass(frozen=True)
+class NetOptions:
+  """What every model is built from, besides its own options."""
+  data_shape: tuple            # one sample's shape, e.g. (2,) or (32, 32, 1)
+  num_classes: int = 0         # > 0: G and D conditioned on labels
+  conditioning: str = "none"   # none | concat | acgan | projection
+  spectral_norm: bool = False  # every layer of D normalised by its top singular value
+  compute_dtype: str = "f32"   # f32 | bf16: the hidden layers' computation dtype
+  bn_axis_name: Optional[str] = None  # the device axis batch-norm statistics are averaged over
+  virtual_batch_norm: int = 0  # reference batch size of VBN in G; 0: off
+  minibatch_discrimination: int = 0  # kernels in D's last layer; 0: off
+
+
+MODELS: Registry[ModelSpec] = Registry("model", "model")
+MODELS.register(ModelSpec(
+    "mlp", "gan_jax.nets.mlp:build", "the fully connected G and D of Goodfellow et al. 2014",
+    convolutional=False, options=("g_hidden", "d_hidden", "d_activation", "maxout_pieces", "d_dropout", "g_output")))
+MODELS.register(ModelSpec(
+    "dcgan", "gan_jax.nets.dcgan:build", "the all-convolutional G and D of Radford et al. 2015",
+    convolutional=True, data=(IMAGE,), options=("width",)))
 
 
 class GANNets(NamedTuple):
-  generator: nn.Module      # apply(vars, z [B, latent_dim], labels [B] | None, train) -> x [B, *data_shape]
-  discriminator: PackedDiscriminator  # apply(vars, x [B, *data_shape], labels [B] | None, train) -> logits [B/pack]
+  generator: Any            # apply(vars, z [B, latent_dim], labels [B] | None, train) -> x [B, *data_shape]
+  discriminator: Any        # PackedDiscriminator: apply(vars, x [B, *data_shape], labels | None, train) -> logits [B/pack]
   latent_dim: int
   data_shape: tuple         # one sample's shape, e.g. (2,) or (32, 32, 1)
   num_classes: int = 0      # > 0: G and D are conditioned on labels (cfg.conditioning)
@@ -31,58 +68,36 @@ def apply_module(module, params, collections, inputs, train: bool, rng=None, **k
   return module.apply(variables, *inputs, train=train, rngs=rngs, **kwargs), collections
 
 
-def _conditioning(cfg, num_classes):
-  """(conditioning, classes G and D see): 0 classes for an unconditional GAN."""
+def conditioning_classes(cfg, num_classes: int) -> int:
+  """The classes G and D see: 0 for an unconditional GAN; a ConfigError when labels are missing."""
   if cfg.conditioning == "none":
-    return "none", 0
+    return 0
   if num_classes < 2:
     raise ConfigError("conditioning", cfg.conditioning,
                       f"needs a labelled dataset, and --dataset={cfg.dataset} has {num_classes} classes; "
                       "use --conditioning=none or a dataset with labels (mnist5k, a labelled tfds "
                       "dataset, a folder of class subfolders, the toy mixtures)")
-  return cfg.conditioning, num_classes
+  return num_classes
 
 
-# --precision -> the hidden layers' computation dtype (None: float32, as the parameters).
-COMPUTE_DTYPES = {"f32": None, "bf16": jnp.bfloat16}
-
-
-def _mlp(cfg, data_shape, axis_name, conditioning, num_classes):
-  del axis_name
-  dtype = COMPUTE_DTYPES[cfg.precision]
-  return (MLPGenerator(hidden=tuple(cfg.g_hidden), out_shape=tuple(data_shape), output=cfg.g_output,
-                       num_classes=num_classes, vbn_reference_size=cfg.virtual_batch_norm, dtype=dtype),
-          MLPDiscriminator(hidden=tuple(cfg.d_hidden), activation=cfg.d_activation,
-                           maxout_pieces=cfg.maxout_pieces, dropout=cfg.d_dropout,
-                           spectral_norm=cfg.spectral_norm, conditioning=conditioning,
-                           num_classes=num_classes, minibatch_kernels=cfg.minibatch_discrimination, dtype=dtype))
-
-
-def _dcgan(cfg, data_shape, axis_name, conditioning, num_classes):
-  res, _, channels = data_shape
-  bn_axis = axis_name if cfg.bn_sync else None
-  dtype = COMPUTE_DTYPES[cfg.precision]
-  return (DCGANGenerator(resolution=res, channels=channels, width=cfg.width, bn_axis_name=bn_axis,
-                         num_classes=num_classes, vbn_reference_size=cfg.virtual_batch_norm, dtype=dtype),
-          DCGANDiscriminator(resolution=res, width=cfg.width, bn_axis_name=bn_axis,
-                             spectral_norm=cfg.spectral_norm, conditioning=conditioning,
-                             num_classes=num_classes, minibatch_kernels=cfg.minibatch_discrimination,
-                             dtype=dtype))
-
-
-NETS = {"mlp": _mlp, "dcgan": _dcgan}
+def net_options(cfg, data_shape: Sequence[int], axis_name: Optional[str], num_classes: int) -> NetOptions:
+  return NetOptions(data_shape=tuple(data_shape), num_classes=num_classes, conditioning=cfg.conditioning,
+                    spectral_norm=cfg.spectral_norm, compute_dtype=cfg.compute_dtype,
+                    bn_axis_name=axis_name if cfg.bn_sync else None, virtual_batch_norm=cfg.virtual_batch_norm,
+                    minibatch_discrimination=cfg.minibatch_discrimination)
 
 
 def build_nets(cfg, data_shape: Sequence[int], axis_name: Optional[str] = None,
                num_classes: int = 0) -> GANNets:
-  """Builds G and D for one sample shape and the dataset's `num_classes`.
+  """Builds G and D of `cfg.model` for one sample shape and the dataset's `num_classes`.
 
   `axis_name` is the device axis for synced batch norm. D sits behind PacGAN packing
   (`--pack`), so it takes samples like G's. Raises ConfigError when label conditioning is
   asked of a dataset without labels.
   """
-  if cfg.model not in NETS:
-    raise KeyError(f"unknown model {cfg.model!r}; valid: {', '.join(sorted(NETS))}")
-  conditioning, classes = _conditioning(cfg, num_classes)
-  g, d = NETS[cfg.model](cfg, tuple(data_shape), axis_name, conditioning, classes)
+  from gan_jax.nets.layers import PackedDiscriminator
+  spec = MODELS.get(cfg.model)
+  classes = conditioning_classes(cfg, num_classes)
+  opts = net_options(cfg, data_shape, axis_name, classes)
+  g, d = resolve(spec.build)(opts, **{name: getattr(cfg, name) for name in spec.options})
   return GANNets(g, PackedDiscriminator(d, cfg.pack), cfg.latent_dim, tuple(data_shape), classes)

@@ -17,10 +17,9 @@ from typing import Any, Optional
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from gan_jax.nets.layers import (ConvTranspose2x, DiscriminatorHead, DiscriminatorOptions, VirtualBatchNorm,
-                                 concat_labels, generator_input)
+                                 compute_dtype, concat_labels, generator_input, to_float32)
 
 INIT = nn.initializers.normal(0.02)
 
@@ -32,10 +31,6 @@ def _layout(resolution: int):
   if start * 2 ** n != resolution:
     raise ValueError(f"DCGAN supports resolutions 28, 32 and 64, not {resolution}")
   return start, n
-
-
-def _f32(x):
-  return x.astype(jnp.promote_types(x.dtype, jnp.float32))
 
 
 def _batch_norm(train: bool, axis_name: Optional[str], dtype=None):
@@ -72,7 +67,7 @@ class DCGANGenerator(nn.Module):
       c //= 2
       h = ConvTranspose2x(c, use_bias=False, kernel_init=INIT, dtype=self.dtype)(h)
       h = nn.relu(norm()(h))
-    return nn.tanh(ConvTranspose2x(self.channels, kernel_init=INIT)(_f32(h[r:])))
+    return nn.tanh(ConvTranspose2x(self.channels, kernel_init=INIT)(to_float32(h[r:])))
 
 
 class DCGANDiscriminator(DiscriminatorOptions):
@@ -104,8 +99,21 @@ class DCGANDiscriminator(DiscriminatorOptions):
       if i > 0 and not self.spectral_norm:
         h = _batch_norm(train, self.bn_axis_name, self.dtype)(h)
       h = nn.leaky_relu(h, 0.2)
-    h = _f32(h)
+    h = to_float32(h)
     logits, class_logits = DiscriminatorHead(
-        self.conditioning, self.num_classes, self.minibatch_kernels, dense=dense)(
+        self.conditioning, self.num_classes, self.minibatch_kernels, dense=dense,
+        layer=lambda module: self.layer(module, train))(
             h.reshape(h.shape[0], -1), labels)
     return (logits, h, class_logits) if features else logits
+
+
+def build(opts, width):
+  """(DCGANGenerator, DCGANDiscriminator) for `opts` (gan_jax.nets.NetOptions) and the base width."""
+  res, _, channels = opts.data_shape
+  dtype = compute_dtype(opts.compute_dtype)
+  return (DCGANGenerator(resolution=res, channels=channels, width=width, bn_axis_name=opts.bn_axis_name,
+                         num_classes=opts.num_classes, vbn_reference_size=opts.virtual_batch_norm, dtype=dtype),
+          DCGANDiscriminator(resolution=res, width=width, bn_axis_name=opts.bn_axis_name,
+                             spectral_norm=opts.spectral_norm, conditioning=opts.conditioning,
+                             num_classes=opts.num_classes, minibatch_kernels=opts.minibatch_discrimination,
+                             dtype=dtype))

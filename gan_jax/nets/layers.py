@@ -140,7 +140,7 @@ class VirtualBatchNorm(nn.Module):
   def __call__(self, x):
     """Statistics and normalisation in float32 at least; the output in x's dtype."""
     out_dtype = x.dtype
-    x = x.astype(jnp.promote_types(x.dtype, jnp.float32))
+    x = to_float32(x)
     r = self.reference_size
     ref = x[:r]
     batch_axes, own_axes = tuple(range(x.ndim - 1)), tuple(range(1, x.ndim - 1))
@@ -169,7 +169,7 @@ class MinibatchDiscrimination(nn.Module):
 
   @nn.compact
   def __call__(self, h):
-    h = h.astype(jnp.promote_types(h.dtype, jnp.float32))  # exp(-L1 distances): in float32
+    h = to_float32(h)  # exp(-L1 distances): in float32
     t = self.param("kernel", nn.initializers.normal(0.1), (h.shape[-1], self.num_kernels * self.kernel_dim))
     m = (h @ t).reshape(h.shape[0], self.num_kernels, self.kernel_dim)
     l1 = jnp.sum(jnp.abs(m[:, None] - m[None, :]), axis=-1)  # [N, N, num_kernels]
@@ -177,19 +177,24 @@ class MinibatchDiscrimination(nn.Module):
     return jnp.concatenate([h, o], axis=-1)
 
 
+def spectrally_normalised(module: nn.Module, train: bool):
+  """`module` as a callable whose every kernel (parameter of rank >= 2) is divided by its top singular
+  value (Miyato et al. 2018), estimated by one power iteration per call; the iteration's vectors are
+  updated (and checkpointed, in 'batch_stats') only in training. The parameters keep their names."""
+  return lambda *args: nn.SpectralNorm(module)(*args, update_stats=train)
+
+
 class DiscriminatorOptions(nn.Module):
   """What every discriminator can be asked for (MLP and DCGAN alike)."""
-  spectral_norm: bool = False  # Miyato et al. 2018: every layer normalised by its top singular value
+  spectral_norm: bool = False  # Miyato et al. 2018: every layer of D normalised by its top singular value
   conditioning: str = "none"   # none | concat | acgan | projection
   num_classes: int = 0
   minibatch_kernels: int = 0   # minibatch discrimination before the head; 0: off
   dtype: Optional[Any] = None  # computation dtype of the hidden layers (None: float32)
 
   def layer(self, module: nn.Module, train: bool):
-    """`module` as a callable, spectrally normalised when asked (power iteration only in training)."""
-    if self.spectral_norm:
-      return lambda h: nn.SpectralNorm(module)(h, update_stats=train)
-    return module
+    """`module` as a callable, spectrally normalised when asked: every layer of D goes through here."""
+    return spectrally_normalised(module, train) if self.spectral_norm else module
 
 
 class DiscriminatorHead(nn.Module):
@@ -199,26 +204,28 @@ class DiscriminatorHead(nn.Module):
   'acgan' (Odena et al. 2017): a second, auxiliary classifier head of C logits;
   'none' / 'concat' (labels enter at the input): logit = w.h + b.
   Optional minibatch discrimination features are appended to h first. Computed in float32
-  whatever the precision of the layers below (the logits feed the losses).
+  whatever the precision of the layers below (the logits feed the losses). `dense(width)` makes
+  the D's dense layer, `layer(module)` wraps any other (both spectrally normalised when D is).
   """
   conditioning: str = "none"
   num_classes: int = 0
   minibatch_kernels: int = 0
   minibatch_kernel_dim: int = 5
   dense: Callable = nn.Dense
+  layer: Callable = lambda module: module
 
   @nn.compact
   def __call__(self, h, labels=None):
-    h = h.astype(jnp.promote_types(h.dtype, jnp.float32))
+    h = to_float32(h)
     if self.minibatch_kernels:
-      h = MinibatchDiscrimination(self.minibatch_kernels, self.minibatch_kernel_dim)(h)
+      h = self.layer(MinibatchDiscrimination(self.minibatch_kernels, self.minibatch_kernel_dim))(h)
     logit = jnp.squeeze(self.dense(1)(h), -1)
     class_logits = None
     if self.conditioning == "projection":
-      embed = nn.Embed(self.num_classes, h.shape[-1], embedding_init=nn.initializers.normal(0.02))
+      embed = self.layer(nn.Embed(self.num_classes, h.shape[-1], embedding_init=nn.initializers.normal(0.02)))
       logit = logit + jnp.sum(embed(labels) * h, axis=-1)
     elif self.conditioning == "acgan":
-      class_logits = nn.Dense(self.num_classes)(h)
+      class_logits = self.layer(nn.Dense(self.num_classes))(h)
     return logit, class_logits
 
 
@@ -251,6 +258,19 @@ def generator_input(module: nn.Module, z, labels, num_classes: int, reference_si
   if num_classes:
     z = concat_labels(z, labels, num_classes)
   return z
+
+
+def to_float32(x):
+  """x in float32 at least (bfloat16 -> float32; float64 stays): where precision matters."""
+  return x.astype(jnp.promote_types(x.dtype, jnp.float32))
+
+
+# --compute_dtype -> the hidden layers' computation dtype (None: float32, as the parameters).
+COMPUTE_DTYPES = {"f32": None, "bf16": jnp.bfloat16}
+
+
+def compute_dtype(name: str):
+  return COMPUTE_DTYPES[name]
 
 
 ACTIVATIONS = {

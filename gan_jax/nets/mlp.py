@@ -6,11 +6,10 @@ head compute in float32, and every parameter is float32.
 from typing import Any, Optional, Sequence
 
 import flax.linen as nn
-import jax.numpy as jnp
 import numpy as np
 
 from gan_jax.nets.layers import (ACTIVATIONS, DiscriminatorHead, DiscriminatorOptions, Maxout,
-                                 VirtualBatchNorm, concat_labels, generator_input)
+                                 VirtualBatchNorm, compute_dtype, concat_labels, generator_input, to_float32)
 
 
 class MLPGenerator(nn.Module):
@@ -35,7 +34,7 @@ class MLPGenerator(nn.Module):
       if r:
         h = VirtualBatchNorm(r)(h)
       h = nn.relu(h)
-    x = nn.Dense(int(np.prod(self.out_shape)))(h.astype(jnp.promote_types(h.dtype, jnp.float32)))[r:]
+    x = nn.Dense(int(np.prod(self.out_shape)))(to_float32(h))[r:]
     return ACTIVATIONS[self.output](x).reshape(z.shape[0], *self.out_shape)
 
 
@@ -62,13 +61,25 @@ class MLPDiscriminator(DiscriminatorOptions):
       if self.dropout:
         h = nn.Dropout(self.dropout, deterministic=not train)(h)
       if self.activation == "maxout":
-        h = Maxout(width, self.maxout_pieces, dtype=self.dtype)(h)
+        h = self.layer(Maxout(width, self.maxout_pieces, dtype=self.dtype), train)(h)
       else:
         h = ACTIVATIONS[self.activation](dense(width, h))
     if self.dropout:
       h = nn.Dropout(self.dropout, deterministic=not train)(h)
-    h = h.astype(jnp.promote_types(h.dtype, jnp.float32))
+    h = to_float32(h)
     logits, class_logits = DiscriminatorHead(
         self.conditioning, self.num_classes, self.minibatch_kernels,
-        dense=lambda width: lambda v: dense(width, v, None))(h, labels)
+        dense=lambda width: lambda v: dense(width, v, None),
+        layer=lambda module: self.layer(module, train))(h, labels)
     return (logits, h, class_logits) if features else logits
+
+
+def build(opts, g_hidden, d_hidden, d_activation, maxout_pieces, d_dropout, g_output):
+  """(MLPGenerator, MLPDiscriminator) for `opts` (gan_jax.nets.NetOptions) and the MLP's own options."""
+  dtype = compute_dtype(opts.compute_dtype)
+  return (MLPGenerator(hidden=tuple(g_hidden), out_shape=opts.data_shape, output=g_output,
+                       num_classes=opts.num_classes, vbn_reference_size=opts.virtual_batch_norm, dtype=dtype),
+          MLPDiscriminator(hidden=tuple(d_hidden), activation=d_activation, maxout_pieces=maxout_pieces,
+                           dropout=d_dropout, spectral_norm=opts.spectral_norm, conditioning=opts.conditioning,
+                           num_classes=opts.num_classes, minibatch_kernels=opts.minibatch_discrimination,
+                           dtype=dtype))

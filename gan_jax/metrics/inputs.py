@@ -1,0 +1,76 @@
+"""What metrics read: one `MetricInputs` per evaluation, whose costly parts are computed at first use.
+
+The samples' features go through the feature network once however many metrics read them, and a
+result several metrics share (precision / recall and density / coverage come from one k-NN pass)
+is computed once through `shared(key, fn)`: the inputs own that cache, and it lives as long as
+the one evaluation.
+"""
+from typing import Any, Callable, Optional
+
+import numpy as np
+
+
+class MetricInputs:
+  """The samples of one evaluation and everything a metric may compare them with.
+
+  samples:        [N, ...] in data units (toy) or [-1, 1] (images), or None when `fake` is given
+  feature_fn:     images -> (logits [N, K], features [N, D]), the image metrics' network
+  fake:           (logits, features) of the samples, when already known (else from feature_fn)
+  real:           (logits, features) of the real split the samples are compared with, or a function
+                  returning them (called at first use: metrics that compare nothing never pay for it)
+  held_out:       the held-out split (a gan_jax.data Dataset), never trained on
+  dataset:        the training split (a Dataset)
+  mixture:        the toy mixture (means, sigma)
+  nets, state:    the GAN's networks and training state
+  kid_subset_size, seed: options of KID and the subsampling metrics
+  """
+
+  def __init__(self, samples=None, *, feature_fn: Optional[Callable] = None, fake=None, real=None,
+               held_out=None, dataset=None, mixture=None, nets=None, state=None, kid_subset_size: int = 1000,
+               seed: int = 0):
+    self.samples, self.feature_fn, self._fake, self._real = samples, feature_fn, fake, real
+    self.held_out, self.dataset, self.mixture = held_out, dataset, mixture
+    self.nets, self.state = nets, state
+    self.kid_subset_size, self.seed = kid_subset_size, seed
+    self._shared = {}
+
+  def shared(self, key: str, fn: Callable[[], Any]):
+    """fn(), computed once per MetricInputs for every metric that asks for `key`."""
+    if key not in self._shared:
+      self._shared[key] = fn()
+    return self._shared[key]
+
+  @property
+  def count(self) -> int:
+    """How many samples."""
+    return len(self.samples) if self.samples is not None else len(self._fake[1])
+
+  @property
+  def fake(self):
+    """(logits, features) of the samples."""
+    if self._fake is None:
+      self._fake = tuple(np.asarray(a) for a in self.feature_fn(self.samples))
+    return self._fake
+
+  @property
+  def fake_logits(self):
+    return self.fake[0]
+
+  @property
+  def fake_features(self):
+    return self.fake[1]
+
+  @property
+  def real(self):
+    """(logits, features) of the real split."""
+    if callable(self._real):
+      self._real = self._real()
+    return self._real
+
+  @property
+  def real_logits(self):
+    return self.real[0]
+
+  @property
+  def real_features(self):
+    return self.real[1]

@@ -1,0 +1,133 @@
+"""`validate(cfg)`: every value a run cannot use is rejected with a ConfigError naming the flag, the
+value and what is allowed, before anything is read or written. Names are checked against the
+registries (models, datasets, metrics), and what a model, dataset or metric declares there (the data a
+model takes, the samples and features a metric needs) is enforced here."""
+import dataclasses
+import math
+import os
+import re
+
+from gan_jax import config as config_lib
+from gan_jax import metrics, nets
+from gan_jax.config import Config
+from gan_jax.errors import ConfigError
+
+_COUNT = re.compile(r"[0-9]+")  # ASCII digits only: str.isdigit() also admits '²', which int() refuses
+
+
+def require(ok: bool, flag: str, value, allowed: str):
+  if not ok:
+    raise ConfigError(flag, value, allowed)
+
+
+def _one_of(cfg: Config, flag: str, choices):
+  value = getattr(cfg, flag)
+  require(value in choices, flag, value, f"valid choices: {', '.join(map(str, choices))}")
+
+
+def _positive(cfg: Config, *flags):
+  for flag in flags:
+    value = getattr(cfg, flag)
+    require(value > 0, flag, value, "must be a positive number")
+
+
+def _in(cfg: Config, flag: str, low: float, high: float, closed_low=True):
+  value = getattr(cfg, flag)
+  ok = (low <= value if closed_low else low < value) and value < high
+  require(ok, flag, value, f"must lie in {'[' if closed_low else '('}{low:g}, {high:g})")
+
+
+def _check_names(cfg: Config):
+  for flag, names in (("loss", config_lib.LOSS_NAMES), ("d_activation", config_lib.D_ACTIVATIONS),
+                      ("g_output", config_lib.OUTPUT_ACTIVATIONS), ("lr_schedule", config_lib.LR_SCHEDULES),
+                      ("nan_policy", config_lib.NAN_POLICIES), ("conditioning", config_lib.CONDITIONINGS),
+                      ("compute_dtype", config_lib.COMPUTE_DTYPES)):
+    _one_of(cfg, flag, names)
+  spec = cfg.dataset_spec  # a ConfigError for an unknown name or argument
+  model = nets.MODELS.get(cfg.model)
+  require(spec.kind in model.data, "model", cfg.model,
+          f"{cfg.model} takes {' or '.join(model.data)} data, not --dataset={cfg.dataset} ({spec.kind} data)")
+  if not cfg.is_toy:
+    _one_of(cfg, "resolution", config_lib.RESOLUTIONS)
+  require(cfg.channels in (0, 1, 3), "channels", cfg.channels, "0 (from the data), 1 or 3")
+  require(cfg.conditioning == "none" or cfg.pack == 1, "conditioning", cfg.conditioning,
+          f"label conditioning works with --pack=1 (got --pack={cfg.pack})")
+  require(cfg.conditioning == "none" or spec.num_classes != 0, "conditioning", cfg.conditioning,
+          f"needs a labelled dataset, and --dataset={cfg.dataset} has no labels; use --conditioning=none")
+
+
+def _check_numbers(cfg: Config):
+  for field in dataclasses.fields(Config):  # inf and nan are no learning rate, weight or scale
+    value = getattr(cfg, field.name)
+    if isinstance(value, float):
+      require(math.isfinite(value), field.name, value, "must be a finite number")
+  spc = str(cfg.steps_per_call)
+  require(spc == "auto" or (_COUNT.fullmatch(spc) is not None and int(spc) > 0), "steps_per_call", spc,
+          "a positive number of steps, or auto")
+  _positive(cfg, "batch_size", "train_steps", "d_steps", "latent_dim", "width", "pack", "eval_every",
+            "eval_samples", "log_every", "checkpoint_every", "keep_checkpoints", "checkpoint_timeout",
+            "maxout_pieces", "lr_g", "lr_d", "data_scale")
+  require(cfg.seed >= 0, "seed", cfg.seed, "must be >= 0")
+  require(cfg.num_devices >= 0, "num_devices", cfg.num_devices, "must be 0 (all) or positive")
+  for flag in ("gp_weight", "r1_weight", "weight_clip", "historical_averaging", "acgan_weight",
+               "virtual_batch_norm", "minibatch_discrimination"):
+    require(getattr(cfg, flag) >= 0, flag, getattr(cfg, flag), "must be >= 0 (0 turns it off)")
+  for flag in ("label_smoothing", "d_dropout", "ema_decay", "beta1"):
+    _in(cfg, flag, 0.0, 1.0)
+  _in(cfg, "beta2", 0.0, 1.0, closed_low=False)  # beta2 = 0 divides by |g_t|: Adam blows up
+  for flag in ("g_hidden", "d_hidden"):
+    value = getattr(cfg, flag)
+    require(len(value) > 0 and all(int(w) > 0 for w in value), flag, ",".join(map(str, value)),
+            "a comma-separated list of positive widths")
+  require(cfg.batch_size % cfg.pack == 0, "pack", cfg.pack, f"must divide --batch_size={cfg.batch_size}")
+
+
+def check_metric(cfg: Config, name: str, num_samples: int, flag: str = "eval_samples"):
+  """`name` can be computed for this run on `num_samples` samples (what its MetricSpec declares)."""
+  kind = cfg.dataset_spec.kind
+  valid = [s.name for s in metrics.METRICS if s.training and kind in s.data]
+  require(name in metrics.METRICS, "eval_metrics", cfg.eval_metrics,
+          f"unknown metric {name}; valid for {kind} data: {', '.join(valid)}")
+  spec = metrics.METRICS.get(name)
+  require(spec.training, "eval_metrics", cfg.eval_metrics,
+          f"{name} is computed by experiments/evaluate.py only, not during training; valid: {', '.join(valid)}")
+  require(kind in spec.data, "eval_metrics", cfg.eval_metrics,
+          f"{name} applies to {' or '.join(spec.data)} data, and --dataset={cfg.dataset} is {kind} data"
+          + (" (toy runs always report modes)" if kind == "toy" else ""))
+  require(spec.network is None or cfg.eval_features in ("auto", spec.network), "eval_metrics", cfg.eval_metrics,
+          f"{name} needs the {spec.network} feature network: drop it or use --eval_features={spec.network}")
+  need = spec.fewest_samples(cfg)
+  require(num_samples >= need, flag, num_samples, f"--eval_metrics={cfg.eval_metrics} needs at least {need} "
+          f"samples for {name}" + (" (--kid_subset_size)" if name == "kid" else ""))
+
+
+def _check_evaluation(cfg: Config):
+  _one_of(cfg, "eval_features", config_lib.EVAL_FEATURES)
+  _positive(cfg, "kid_subset_size")
+  require(cfg.theory_samples == 0 or cfg.theory_samples >= 1000, "theory_samples", cfg.theory_samples,
+          "0 (off) or at least 1000")
+  for name in cfg.eval_metric_names:
+    check_metric(cfg, name, cfg.eval_samples)
+
+
+def _check_workdir(cfg: Config):
+  path = cfg.workdir
+  require(bool(path), "workdir", path, "required: a directory for this run's outputs")
+  if "://" in path:
+    return
+  require(not os.path.exists(path) or os.path.isdir(path), "workdir", path,
+          "is a file, not a directory: pass a directory (it is created if missing)")
+  existing = path
+  while not os.path.exists(existing):
+    existing = os.path.dirname(os.path.abspath(existing))
+  require(os.access(existing, os.W_OK | os.X_OK), "workdir", path,
+          f"{existing} is not writable: pass a --workdir you can write to")
+
+
+def validate(cfg: Config) -> Config:
+  """Returns `cfg` unchanged if every field is usable; raises ConfigError otherwise."""
+  _check_workdir(cfg)
+  _check_names(cfg)
+  _check_numbers(cfg)
+  _check_evaluation(cfg)
+  return cfg
