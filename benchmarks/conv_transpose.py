@@ -8,11 +8,14 @@ convolutions change implementation. Prints ms per iteration and the ratio.
 import argparse
 from unittest import mock
 
-import flax.linen as nn
-import numpy as np
+from gan_jax import xla_cpu
 
-from gan_jax.nets import dcgan
-from step_time import configs, jax_trainer  # beside this script
+xla_cpu.configure()  # As the entry points do, before JAX starts.
+import flax.linen as nn  # noqa: E402
+import numpy as np  # noqa: E402
+
+from gan_jax.nets import dcgan  # noqa: E402
+from step_time import configs, jax_trainer  # noqa: E402 - beside this script
 
 
 class FlaxConvTranspose(nn.Module):

@@ -25,6 +25,10 @@ import sys
 import tempfile
 import time
 
+from gan_jax import xla_cpu
+
+xla_cpu.configure()  # As the entry points do (their run.py subprocesses inherit XLA_FLAGS).
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # dcgan.flags before it became the winner below was unconditional at 2e-4: the candidates measured on

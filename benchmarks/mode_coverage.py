@@ -22,6 +22,10 @@ import time
 
 import numpy as np
 
+from gan_jax import xla_cpu
+
+xla_cpu.configure()  # As the entry points do (their run.py subprocesses inherit XLA_FLAGS).
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BASE_FLAGFILES = {"ring": "ring.flags", "grid": "grid_best.flags"}
 # The vanilla GAN of Goodfellow et al. 2014 with the base flagfile's networks, batch, Adam and steps:

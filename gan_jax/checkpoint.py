@@ -88,12 +88,16 @@ def _restore(mngr: ocp.CheckpointManager, step: int, abstract_state=None):
 
 def saved_layout(directory: str, step: int):
   """{path: (shape, dtype)} of checkpoint `step`'s state arrays, from orbax's metadata (no array is
-  read), or None when that cannot be read (the restore path then deals with the checkpoint)."""
+  read), or None for a checkpoint that is not whole (no commit marker) or whose metadata cannot be
+  read: the restore path then sets it aside and falls back to the previous one."""
+  state_dir = os.path.join(absolute(directory), str(step), "state")
+  if "://" not in state_dir and not os.path.exists(os.path.join(state_dir, "commit_success.txt")):
+    return None
   logger = logging.get_absl_logger()
   level = logger.level
   logger.setLevel("ERROR")  # orbax warns that an optional metadata file of the step is absent
   try:
-    tree = ocp.StandardCheckpointer().metadata(os.path.join(absolute(directory), str(step), "state")).item_metadata
+    tree = ocp.StandardCheckpointer().metadata(state_dir).item_metadata
     return layout(tree)
   except Exception:  # noqa: BLE001 - any failure here means the layout is unknown, not different
     return None

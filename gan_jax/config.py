@@ -23,6 +23,8 @@ EVAL_FEATURES = ("auto", "digits", "inception")
 CONDITIONINGS = ("none", "concat", "acgan", "projection")
 NAN_POLICIES = ("stop", "ignore")
 COMPUTE_DTYPES = ("f32", "bf16")
+EMA_STATISTICS = ("running", "ema", "standing")
+STANDING_BATCHES = 20  # batches of --batch_size latents for --ema_statistics=standing
 ALIASES = {"precision": "compute_dtype"}  # flag names of earlier versions -> fields (checkpoints too)
 REGISTRIES = {"model": nets.MODELS.describe, "dataset": data.DATASETS.describe, "eval_metrics": metrics.describe}
 
@@ -45,6 +47,12 @@ def _schedule_length(saved, current, cfg):
   """train_steps sets the length of a cosine schedule (trajectory), and nothing else (free)."""
   del saved, current
   return TRAJECTORY if cfg.lr_schedule == "cosine" else FREE
+
+
+def _ema_statistics_policy(saved, current, cfg):
+  """ema adds state (the statistics' EMA); running and standing only change what G_ema samples with."""
+  del cfg
+  return SHAPE if (saved == "ema") != (current == "ema") else FREE
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +117,11 @@ class Config:
   beta2: float = _field(0.999, "Adam beta2.", TRAJECTORY)
   lr_schedule: str = _field("constant", _names(LR_SCHEDULES) + " (cosine: decay to 0 at train_steps).", TRAJECTORY)
   ema_decay: float = _field(0.0, "EMA of G's weights for samples and evaluation; 0 turns it off.", TRAJECTORY)
+  ema_statistics: str = _field("running", "The batch-norm statistics G_ema samples with: " + _names(EMA_STATISTICS)
+                               + " (running: the training G's running averages; ema: their EMA at --ema_decay, "
+                               "kept in the state; standing: recomputed for G_ema's own weights from "
+                               f"{STANDING_BATCHES} batches of z at each evaluation, as BigGAN does).",
+                               _ema_statistics_policy)
   steps_per_call: str = _field("auto", "Training steps per jitted call (a lax.scan over steps): a number, or "
                                "auto (100; 1 for convolutional models on CPU, where a scan over conv steps "
                                "compiles for minutes). Evaluation, checkpoint and log intervals shorten a call "

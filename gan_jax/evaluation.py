@@ -15,7 +15,7 @@ import numpy as np
 
 from gan_jax import data as data_lib
 from gan_jax import metrics as metrics_lib
-from gan_jax import pictures, restore, tasks
+from gan_jax import generate, memory, pictures, restore, tasks, validation
 from gan_jax.errors import DataError
 from gan_jax.generate import Generator, generate_samples, latents
 from gan_jax.metrics import HELD_OUT, LABELS, digits, features
@@ -106,8 +106,12 @@ def evaluate_run(workdir, step=None, best=False, num_samples=2500, seed=0, with_
                  eval_features="auto", inception_weights="", kid_subset_size=1000):
   """Evaluates a run; writes pictures under out_dir; returns {'step', 'rows': {name: (value, vs held-out, baseline)}}."""
   cfg, nets, state, step, _ = restore.load_run(workdir, step, best)
-  cfg = dataclasses.replace(cfg, eval_metrics="", eval_features=eval_features, inception_weights=inception_weights,
-                            kid_subset_size=kid_subset_size)
+  state = generate.sampling_state(nets, state, cfg.ema_statistics, cfg.batch_size, cfg.seed)
+  cfg = validation.validate(dataclasses.replace(
+      cfg, eval_metrics="", eval_features=eval_features, inception_weights=inception_weights,
+      kid_subset_size=kid_subset_size), workdir=False)  # the tool's flags, checked as run.py checks them
+  memory.refuse_if_too_large("num_samples", num_samples, memory.sample_bytes(num_samples, nets.latent_dim, nets.data_shape),
+                             f"{num_samples:,} samples and their features")
   out_dir = out_dir or os.path.join(workdir, "eval")
   os.makedirs(out_dir, exist_ok=True)
   dataset = data_lib.make_dataset(cfg)

@@ -4,6 +4,8 @@ One place for the training evaluator, `experiments/evaluate.py` and `experiments
 A conditional G without given labels draws the classes in turn over the whole sample set
 (label i % C for sample i), so chunked generation still covers the classes evenly.
 """
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -48,6 +50,43 @@ class Generator:
     return np.concatenate([host_array(self._generate(state.ema_g_params, state.g_collections,
                                                    z[i:i + self.chunk], part(i)))
                            for i in range(0, len(z), self.chunk)])
+
+
+@functools.lru_cache(maxsize=8)
+def _batch_statistics(nets: GANNets):
+  """jitted (params, collections, z, labels) -> the batch_stats G returns in train mode."""
+  return jax.jit(lambda params, cols, z, y: apply_module(nets.generator, params, cols, (z, y), True)[1]["batch_stats"])
+
+
+def standing_statistics(nets: GANNets, state, num_batches: int, batch_size: int, seed: int = 0):
+  """BigGAN's standing statistics of G_ema: G_ema(z) in train mode on `num_batches` batches of fixed
+  latents (labels in turn), each batch-norm layer's batch mean and variance averaged over the batches.
+
+  Each pass starts from zeroed running statistics, so a layer returns (1 - BN_MOMENTUM) times the
+  statistic of its batch. `nets` must be built without a device axis (train-mode batch norm).
+  """
+  from gan_jax.nets.layers import BN_MOMENTUM
+  cols = dict(state.g_collections)
+  zeros = {**cols, "batch_stats": jax.tree.map(jnp.zeros_like, cols["batch_stats"])}
+  one = functools.partial(_batch_statistics(nets), state.ema_g_params, zeros)
+  z = jax.random.normal(jax.random.fold_in(jax.random.PRNGKey(seed), 2**31 - 3),
+                        (num_batches, batch_size, nets.latent_dim))
+  labels = cycled_labels(num_batches * batch_size, nets.num_classes).reshape(num_batches, batch_size) \
+      if nets.num_classes else [None] * num_batches
+  total = jax.tree.map(lambda *batches: sum(batches), *[one(z[i], labels[i]) for i in range(num_batches)])
+  return {**cols, "batch_stats": jax.tree.map(lambda t: t / (num_batches * (1.0 - BN_MOMENTUM)), total)}
+
+
+def sampling_state(nets: GANNets, state, statistics: str, batch_size: int = 64, seed: int = 0):
+  """`state` with the batch-norm statistics G_ema samples with (--ema_statistics) as g_collections:
+  running (the training G's, unchanged), ema (their EMA, kept in the state) or standing (recomputed,
+  `standing_statistics`, from STANDING_BATCHES batches of `batch_size`)."""
+  if statistics == "running" or "batch_stats" not in state.g_collections:
+    return state
+  if statistics == "ema":
+    return state.replace(g_collections=state.ema_g_collections)
+  from gan_jax.config import STANDING_BATCHES
+  return state.replace(g_collections=standing_statistics(nets, state, STANDING_BATCHES, batch_size, seed))
 
 
 def latents(seed: int, num_samples: int, latent_dim: int):

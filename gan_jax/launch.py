@@ -17,12 +17,12 @@ from absl import logging
 from gan_jax import checkpoint as ckpt_lib
 from gan_jax import config as config_lib
 from gan_jax import data as data_lib
-from gan_jax import sharding, workdir
+from gan_jax import memory, sharding, workdir
 from gan_jax.data.feed import make_feed
 from gan_jax.errors import CheckpointError, ConfigError, WorkdirError
 from gan_jax.metrics import features
 from gan_jax.nets import build_nets
-from gan_jax.resume import check_layout, check_resumable
+from gan_jax.resume import check_data, check_layout, check_resumable
 from gan_jax.sharding import DATA_AXIS
 from gan_jax.state import init_state, make_optimizers
 from gan_jax.train_fn import steps_per_call, train_fn_from_config
@@ -41,14 +41,14 @@ def image_feature_network(cfg, dataset):
   return features.feature_network(network, cfg.inception_weights)
 
 
-def available_bytes(device) -> float:
-  """Memory a run may use on `device`: free accelerator memory, or the host's available memory."""
-  stats = device.memory_stats() if device.platform != "cpu" else None
-  if stats and "bytes_limit" in stats:
-    return stats["bytes_limit"] - stats.get("bytes_in_use", 0)
-  with open("/proc/meminfo") as f:
-    info = dict(line.split(":", 1) for line in f)
-  return int(info["MemAvailable"].split()[0]) * 1024
+def check_evaluation_fits(cfg, data_shape):
+  """--eval_samples and --theory_samples whose arrays cannot fit in host memory are refused now,
+  before anything is written (XLA would abort the process at the first evaluation)."""
+  memory.refuse_if_too_large("eval_samples", cfg.eval_samples, memory.sample_bytes(
+      cfg.eval_samples, cfg.latent_dim, data_shape, features=bool(cfg.eval_metric_names)), "the evaluation's samples")
+  if cfg.is_toy:
+    memory.refuse_if_too_large("theory_samples", cfg.theory_samples, 3 * memory.sample_bytes(
+        cfg.theory_samples, cfg.latent_dim, data_shape, features=False), "the theory's samples")
 
 
 class Run:
@@ -57,10 +57,15 @@ class Run:
   def __init__(self, cfg):
     config_lib.validate(cfg)
     self.cfg = cfg
+    if "://" not in cfg.workdir:
+      workdir.refuse_links(cfg.workdir)
     self.dataset = data_lib.make_dataset(cfg)  # Fails on bad data before anything is written.
+    check_evaluation_fits(cfg, self.dataset.data_shape)
+    self.data_fingerprint = self.dataset.fingerprint()
     saved_step, self.saved_meta = (None, None) if cfg.restart else ckpt_lib.read_meta(
         os.path.join(cfg.workdir, "checkpoints"))
-    self.accepted_changes = check_resumable(cfg, self.saved_meta["config"]) if self.saved_meta else []
+    self.accepted_changes = (check_resumable(cfg, self.saved_meta["config"]) + check_data(cfg, self.saved_meta, self.dataset)
+                             if self.saved_meta else [])
     self.feature = image_feature_network(cfg, self.dataset)
     self.mesh = sharding.make_mesh(cfg.num_devices)
     sharding.check_batch_divides(cfg.batch_size, self.mesh)
@@ -74,6 +79,10 @@ class Run:
     self.feed = make_feed(self.dataset, self.mesh, cfg.d_steps, cfg.batch_size)
     self.fns = {}
     self.checkpointer = None
+
+  def sampling_nets(self):
+    """G and D as built for sampling and evaluation: without the device axis."""
+    return build_nets(self.cfg, self.dataset.data_shape, None, self.dataset.num_classes)
 
   def init_state(self):
     return init_state(self.cfg, self.nets, self.g_tx, self.d_tx)
@@ -96,7 +105,7 @@ class Run:
                   - mem.alias_size_in_bytes)
     sharing = len(self.mesh.local_devices) if device.platform == "cpu" else 1  # fake CPU devices share RAM
     need = per_device * sharing + self.feed.host_bytes(first_call)
-    have = available_bytes(device)
+    have = memory.device_available(device)
     if need > 0.9 * have:
       raise ConfigError("batch_size", cfg.batch_size,
                         f"one call of {first_call} step(s) needs ~{need / 2**30:.1f} GiB of {device.platform} memory "
@@ -107,7 +116,7 @@ class Run:
     cfg, dataset = self.cfg, self.dataset
     return {"config": config_lib.to_dict(cfg), "step": step, "data_shape": list(dataset.data_shape),
             "num_classes": dataset.num_classes, "data_batches_consumed": step * cfg.d_steps,
-            "best_score": best, **(extra or {})}
+            "data": self.data_fingerprint, "best_score": best, **(extra or {})}
 
   @contextlib.contextmanager
   def locked(self):
@@ -159,8 +168,7 @@ class Run:
     if self.accepted_changes:
       entry = {"step": start, "time": datetime.datetime.now().isoformat(timespec="seconds"),
                "changes": {f: {"from": old, "to": new} for f, old, new in self.accepted_changes}}
-      with open(os.path.join(cfg.workdir, "config_history.jsonl"), "a") as f:
-        f.write(json.dumps(workdir.strict_json(entry)) + "\n")
+      workdir.append_line(os.path.join(cfg.workdir, "config_history.jsonl"), json.dumps(workdir.strict_json(entry)))
       logging.warning("resuming with changed flags (recorded in config_history.jsonl): %s", entry["changes"])
     workdir.keep_records_up_to(os.path.join(cfg.workdir, "metrics.jsonl"), start)
 

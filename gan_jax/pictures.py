@@ -1,10 +1,11 @@
 """Pictures of what G draws: image grids, toy scatter plots with D's surface, the paper's Figure 1,
 V(D, G) against its optimum, and an animation of frames (PNG / GIF). Drawing only: no JAX."""
 import math
-import os
 
 import numpy as np
 from PIL import Image
+
+from gan_jax.workdir import write_atomic
 
 
 def to_uint8(images):
@@ -26,10 +27,10 @@ def image_grid(images, cols: int = 0, pad: int = 2):
 
 
 def save_png(array, path: str):
-  """Saves uint8 [H, W, C] (C = 1 or 3) as PNG, creating the folder."""
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+  """Saves uint8 [H, W, C] (C = 1 or 3) as PNG, written whole (gan_jax.workdir.write_atomic)."""
   array = np.asarray(array)
-  Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(path)
+  image = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array)
+  write_atomic(path, lambda f: image.save(f, format="PNG"), mode="wb")
 
 
 def _pyplot():
@@ -40,9 +41,10 @@ def _pyplot():
 
 
 def _save(fig, path: str):
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  fig.savefig(path, bbox_inches="tight")
-  _pyplot().close(fig)
+  try:
+    write_atomic(path, lambda f: fig.savefig(f, format="png", bbox_inches="tight"), mode="wb")
+  finally:
+    _pyplot().close(fig)
 
 
 def scatter_png(samples, means, path: str, title: str = "", real=None, surface=None):
@@ -129,5 +131,5 @@ def animation(frames, path: str, ms_per_frame: int = 600):
     frame = Image.new("RGB", (w, h), "white")
     frame.paste(image, (0, 0))
     canvas.append(frame)
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-  canvas[0].save(path, save_all=True, append_images=canvas[1:], duration=ms_per_frame, loop=0)
+  write_atomic(path, lambda f: canvas[0].save(f, format="GIF", save_all=True, append_images=canvas[1:],
+                                              duration=ms_per_frame, loop=0), mode="wb")

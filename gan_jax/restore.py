@@ -4,8 +4,8 @@ import os
 import jax
 
 from gan_jax import checkpoint as ckpt_lib
-from gan_jax import config as config_lib
-from gan_jax.errors import CheckpointError
+from gan_jax import validation
+from gan_jax.errors import CheckpointError, ConfigError
 from gan_jax.nets import build_nets
 from gan_jax.state import init_state, make_optimizers
 
@@ -20,11 +20,35 @@ def load_run(workdir: str, step: int | None = None, best: bool = False):
   if meta is None:
     raise CheckpointError(
         f"no readable checkpoint{' at step ' + str(step) if step is not None else ''} in {directory}")
-  cfg = config_lib.config_from_dict(meta["config"])
-  nets = build_nets(cfg, meta["data_shape"], num_classes=meta.get("num_classes", 0))
+  cfg, data_shape, num_classes = checked_meta(meta, f"{directory}/{found}")
+  nets = build_nets(cfg, data_shape, num_classes=num_classes)
   g_tx, d_tx = make_optimizers(cfg)
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   abstract = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device),
                           jax.eval_shape(lambda: init_state(cfg, nets, g_tx, d_tx)))
-  state, meta, found = ckpt_lib.restore_from(directory, found, abstract)
+  saved = ckpt_lib.saved_layout(directory, found)
+  if saved is not None and saved != ckpt_lib.layout(abstract):
+    raise CheckpointError(f"{directory}/{found}: its arrays are not those its metadata's flags build (written by "
+                          "another gan-jax version, or the metadata was edited); sample it with the version that wrote it")
+  try:
+    state, meta, found = ckpt_lib.restore_from(directory, found, abstract)
+  except CheckpointError:
+    raise
+  except Exception as e:  # noqa: BLE001 - orbax and the digest check raise many types
+    raise CheckpointError(f"{directory}/{found} could not be restored ({type(e).__name__}: "
+                          f"{str(e).strip().splitlines()[0][:200] if str(e).strip() else ''})") from None
   return cfg, nets, state, found, meta
+
+
+def checked_meta(meta: dict, where: str):
+  """(cfg, data shape, classes) of a checkpoint's metadata, validated as strictly as flags."""
+  try:
+    cfg = validation.config_from_record(meta.get("config"))
+  except ConfigError as e:
+    raise CheckpointError(f"{where}: its metadata's config is not usable: {e}") from None
+  shape, classes = meta.get("data_shape"), meta.get("num_classes", 0)
+  ints = isinstance(shape, list) and all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape)
+  if not (ints and len(shape) in (1, 3)) or not (isinstance(classes, int) and classes >= 0):
+    raise CheckpointError(f"{where}: its metadata's data_shape {shape!r} / num_classes {classes!r} are not a shape "
+                          "of 1 or 3 positive ints and a count")
+  return cfg, tuple(shape), classes

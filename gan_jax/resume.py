@@ -5,6 +5,7 @@ import os
 
 from gan_jax import checkpoint as ckpt_lib
 from gan_jax import config as config_lib
+from gan_jax import data as data_lib
 from gan_jax.errors import CheckpointError, ConfigError
 
 
@@ -83,3 +84,30 @@ def check_layout(cfg, step: int, abstract_state):
   raise CheckpointError(f"the checkpoint {directory}/{step} cannot be resumed here: {why} ({detail}). Finish "
                         "that run with the gan-jax version that wrote it, or use a new --workdir (nothing was "
                         "changed in this one)")
+
+
+def _data_difference(old: dict, new: dict) -> str:
+  changed = [f"{k} {old.get(k)!r} then, {new.get(k)!r} now" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+  return "; ".join(changed)
+
+
+def check_data(cfg, saved_meta: dict, dataset):
+  """The data change a resume accepts: [('data', checkpoint's identity, now)] or [].
+
+  A checkpoint records its dataset's fingerprint (gan_jax.data: name, shape, size and a digest of the
+  decoded contents, or a tfds dataset's version and split). Other data on resume (an image added to a
+  folder, another prepared version) would silently change the run's data order and meaning: refused
+  unless --allow_config_change, which records it. Checkpoints that hold no fingerprint pass.
+  """
+  saved = saved_meta.get("data")
+  if saved is None:
+    return []
+  old, new = data_lib.content_identity(saved), data_lib.content_identity(dataset.fingerprint())
+  if old == new:
+    return []
+  if not cfg.allow_config_change:
+    raise ConfigError("dataset", cfg.dataset, f"holds other data than when the checkpoint in {cfg.workdir}/"
+                      f"checkpoints was written ({_data_difference(old, new)}): resuming would change the run's data. "
+                      "Restore the data, pass --allow_config_change to go on with these (recorded in "
+                      "config_history.jsonl), or use a new --workdir")
+  return [("data", old, new)]

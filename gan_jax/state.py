@@ -26,6 +26,8 @@ class GANState:
   rng:          uint32[2] base key; each step folds in its own counter.
   g_param_avg, d_param_avg: with --historical_averaging, the mean of every parameter
                 value each player has had (initial one included); None otherwise.
+  ema_g_collections: with --ema_statistics=ema, the EMA of g_collections (batch-norm statistics) at
+                the decay of ema_g_params, for G_ema's inference; None otherwise.
   """
   step: jax.Array
   d_updates: jax.Array
@@ -39,6 +41,7 @@ class GANState:
   rng: jax.Array
   g_param_avg: PyTree = None
   d_param_avg: PyTree = None
+  ema_g_collections: PyTree = None
 
 
 # Learning-rate schedules: (peak rate, the player's updates in the whole run) -> optax schedule.
@@ -62,9 +65,11 @@ def _split_variables(variables):
   return params, variables
 
 
-def create_state(key, nets: GANNets, g_tx, d_tx, historical_averaging: bool = False) -> GANState:
+def create_state(key, nets: GANNets, g_tx, d_tx, historical_averaging: bool = False,
+                 ema_collections: bool = False) -> GANState:
   """Initialises both networks and optimisers from `key` alone (`jax.random.PRNGKey(seed)` for a run;
-  under `jax.vmap`, a stack of keys gives a stack of independent runs)."""
+  under `jax.vmap`, a stack of keys gives a stack of independent runs). `historical_averaging`,
+  `ema_collections`: keep the parameter averages, the EMA of G's collections."""
   key_g, key_d, key_run = jax.random.split(key, 3)
   n = nets.discriminator.pack  # the smallest batch D takes
   z = jnp.zeros((n, nets.latent_dim), jnp.float32)
@@ -81,12 +86,14 @@ def create_state(key, nets: GANNets, g_tx, d_tx, historical_averaging: bool = Fa
       d_params=d_params, d_collections=d_collections, d_opt_state=d_tx.init(d_params),
       ema_g_params=copy(g_params), rng=key_run,
       g_param_avg=copy(g_params) if historical_averaging else None,
-      d_param_avg=copy(d_params) if historical_averaging else None)
+      d_param_avg=copy(d_params) if historical_averaging else None,
+      ema_g_collections=copy(g_collections) if ema_collections else None)
 
 
 def init_state(cfg, nets: GANNets, g_tx, d_tx) -> GANState:
   """The fresh state of a run: `create_state` from `cfg.seed`."""
-  return create_state(jax.random.PRNGKey(cfg.seed), nets, g_tx, d_tx, cfg.historical_averaging > 0)
+  return create_state(jax.random.PRNGKey(cfg.seed), nets, g_tx, d_tx, cfg.historical_averaging > 0,
+                      cfg.ema_statistics == "ema")
 
 
 def count_params(tree: PyTree) -> int:

@@ -176,15 +176,19 @@ def g_gradients(ctx: StepContext, state: GANState, fwd: GeneratorForward, batch=
 
 
 def g_update(ctx: StepContext, state: GANState, fwd: GeneratorForward, batch=None):
-  """Descends L_G in G's weights and moves the EMA of G: theta_ema <- d theta_ema + (1 - d) theta."""
+  """Descends L_G in G's weights and moves the EMA of G: theta_ema <- d theta_ema + (1 - d) theta (and of
+  G's batch-norm statistics, when the state keeps it)."""
   grads, metrics = g_gradients(ctx, state, fwd, batch)
   updates, g_opt_state = ctx.g_tx.update(grads, state.g_opt_state, state.g_params)
   g_params = optax.apply_updates(state.g_params, updates)
   ema = optax.incremental_update(g_params, state.ema_g_params, 1.0 - ctx.ema_decay)
   metrics["g_grad_norm"] = optax.tree.norm(grads)
+  collections = _pmean(fwd.collections, ctx.axis_name)
   new_state = state.replace(
-      g_params=g_params, g_opt_state=g_opt_state, g_collections=_pmean(fwd.collections, ctx.axis_name),
-      ema_g_params=ema, step=state.step + 1)
+      g_params=g_params, g_opt_state=g_opt_state, g_collections=collections, ema_g_params=ema, step=state.step + 1)
+  if state.ema_g_collections is not None:  # --ema_statistics=ema
+    new_state = new_state.replace(
+        ema_g_collections=optax.incremental_update(collections, state.ema_g_collections, 1.0 - ctx.ema_decay))
   if ctx.objective.historical_averaging:
     new_state = new_state.replace(
         g_param_avg=regularizers.update_average(state.g_param_avg, g_params, new_state.step + 1))

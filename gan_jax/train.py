@@ -24,7 +24,9 @@ class Evaluator:
   """Draws G_ema(z) for a fixed set of latents and writes the task's metrics and picture."""
 
   def __init__(self, cfg, nets, task, workdir_path, writer):
-    self.task, self.workdir, self.writer = task, workdir_path, writer
+    """nets: built without a device axis (G_ema's standing statistics run batch norm in train mode)."""
+    self.task, self.workdir, self.writer, self.nets = task, workdir_path, writer, nets
+    self.statistics, self.batch_size, self.seed = cfg.ema_statistics, cfg.batch_size, cfg.seed
     self.generator = generate.Generator(nets, chunk=500)
     self.probe = generate.Probe(nets)
     # Fixed latents, independent of the training keys: the same picture grid every eval.
@@ -32,8 +34,9 @@ class Evaluator:
         jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 2**31 - 1), (task.eval_samples, nets.latent_dim)))
 
   def samples(self, state):
-    """G_ema(z) for the fixed latents, in data units."""
-    return self.task.to_data_units(self.generator(state, self.z))
+    """G_ema(z) for the fixed latents, in data units, with the batch-norm statistics of --ema_statistics."""
+    sampling = generate.sampling_state(self.nets, state, self.statistics, self.batch_size, self.seed)
+    return self.task.to_data_units(self.generator(sampling, self.z))
 
   def __call__(self, state, step: int, train_metrics: dict) -> dict:
     x = self.samples(state)
@@ -135,7 +138,7 @@ def _train(run: launch.Run, progress: dict, signals) -> dict:
                cfg.batch_size, run.spc)
   writer = writers.MetricWriter(cfg.workdir, enabled=run.is_chief)
   task = tasks.make_task(cfg, run.dataset, run.feature, run.nets)
-  evaluator = Evaluator(cfg, run.nets, task, cfg.workdir, writer)
+  evaluator = Evaluator(cfg, run.sampling_nets(), task, cfg.workdir, writer)
   try:
     if start >= cfg.train_steps:
       logging.warning("the checkpoint is at step %d, at or past --train_steps=%d: nothing to train; "
@@ -170,28 +173,48 @@ def _train_loop(run, evaluator: Evaluator, state, best, start: int, progress: di
   Calls are dispatched back to back; their metrics and the NaN guard's verdict are read only at
   log / eval / checkpoint steps (or on a signal), where the loop syncs, checks, evaluates and saves.
   """
-  cfg, feed = run.cfg, run.feed
+  cfg = run.cfg
   bad_step = sharding.replicate(np.zeros((), np.int32), run.mesh)
-  step, record, calls = start, {}, []
+  step, record = start, {}
   clock = writers.Progress(step, cfg.train_steps)
   with preemption_signals(signals) as caught:
     while step < cfg.train_steps:
-      (first, n), *upcoming = call_lengths(cfg, run.spc, step, 3)
-      state, bad_step, metrics = run.train_fn(n)(state, bad_step, feed.data, feed.inputs(first, n, upcoming))
-      calls.append((first, n, metrics))
-      step += n
-      if step < next_boundary(cfg, first) and not (caught and jax.process_count() == 1):
-        continue
+      with between_boundaries():
+        state, bad_step, calls, step = _dispatch_to_boundary(run, state, bad_step, step, caught)
+      metrics = calls[-1][2]
       if int(sharding.to_host(bad_step)) and cfg.nan_policy == "stop":
         raise _nonfinite_error(run, calls, int(sharding.to_host(bad_step)))
       progress["stepped"] = True
-      metrics, calls = sharding.to_host(metrics), []
+      metrics = sharding.to_host(metrics)
       if run.is_chief and (step % cfg.log_every == 0 or step == cfg.train_steps):
         clock.log(step, metrics)
       best, record = _evaluate_and_save(run, evaluator, state, step, best, metrics, record)
       if sharding.any_process(bool(caught)):
         return _preempted(run, state, step, best, record, caught)
   return _Outcome(state, record, False)
+
+
+# How the loop guards the devices' queue between boundaries: implicit device-to-host transfers are
+# logged (on an accelerator each would stall the queue; tests/test_loop.py makes any host read fail).
+DISPATCH_GUARD = "log"
+
+
+def between_boundaries():
+  """The context the loop dispatches in, from one boundary to the next: no host reads of device arrays."""
+  return jax.transfer_guard_device_to_host(DISPATCH_GUARD)
+
+
+def _dispatch_to_boundary(run, state, bad_step, step: int, caught):
+  """Dispatches calls back to back from `step` to the next boundary (or a signal on one process), never
+  reading the devices: (state, bad_step, [(first step, steps, metrics)] of the calls, the boundary)."""
+  cfg, feed, calls = run.cfg, run.feed, []
+  while True:
+    (first, n), *upcoming = call_lengths(cfg, run.spc, step, 3)
+    state, bad_step, metrics = run.train_fn(n)(state, bad_step, feed.data, feed.inputs(first, n, upcoming))
+    calls.append((first, n, metrics))
+    step += n
+    if step >= next_boundary(cfg, first) or (caught and jax.process_count() == 1):
+      return state, bad_step, calls, step
 
 
 def _evaluate_and_save(run, evaluator: Evaluator, state, step: int, best, metrics, record):

@@ -41,7 +41,7 @@ def _check_names(cfg: Config):
   for flag, names in (("loss", config_lib.LOSS_NAMES), ("d_activation", config_lib.D_ACTIVATIONS),
                       ("g_output", config_lib.OUTPUT_ACTIVATIONS), ("lr_schedule", config_lib.LR_SCHEDULES),
                       ("nan_policy", config_lib.NAN_POLICIES), ("conditioning", config_lib.CONDITIONINGS),
-                      ("compute_dtype", config_lib.COMPUTE_DTYPES)):
+                      ("compute_dtype", config_lib.COMPUTE_DTYPES), ("ema_statistics", config_lib.EMA_STATISTICS)):
     _one_of(cfg, flag, names)
   spec = cfg.dataset_spec  # a ConfigError for an unknown name or argument
   model = nets.MODELS.get(cfg.model)
@@ -124,10 +124,40 @@ def _check_workdir(cfg: Config):
           f"{existing} is not writable: pass a --workdir you can write to")
 
 
-def validate(cfg: Config) -> Config:
-  """Returns `cfg` unchanged if every field is usable; raises ConfigError otherwise."""
-  _check_workdir(cfg)
+def validate(cfg: Config, workdir: bool = True) -> Config:
+  """Returns `cfg` unchanged if every field is usable; raises ConfigError otherwise. `workdir=False`
+  skips the workdir's checks (a run read back for sampling)."""
+  if workdir:
+    _check_workdir(cfg)
   _check_names(cfg)
   _check_numbers(cfg)
   _check_evaluation(cfg)
   return cfg
+
+
+def _typed(field, value):
+  """`value` as the field's type (an int is a float too, a list of ints a tuple); a ConfigError otherwise."""
+  default = field.default
+  if isinstance(default, tuple):
+    ok = isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    value = tuple(value) if ok else value
+  elif isinstance(default, bool):
+    ok = isinstance(value, bool)
+  elif isinstance(default, float):
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    value = float(value) if ok else value
+  elif field.name == "steps_per_call":  # a count or 'auto'; library callers pass ints
+    ok = isinstance(value, (str, int)) and not isinstance(value, bool)
+  else:
+    ok = isinstance(value, type(default)) and not isinstance(value, bool)
+  require(ok, field.name, repr(value), f"must be {type(default).__name__} (a {type(value).__name__} was stored)")
+  return value
+
+
+def config_from_record(record) -> Config:
+  """The Config of a stored dict (a checkpoint's metadata), as strictly as flags: every value of the
+  field's type and valid; names of earlier versions translated, unknown keys ignored."""
+  require(isinstance(record, dict), "config", type(record).__name__, "a checkpoint's config is a JSON object")
+  record = {config_lib.ALIASES.get(k, k): v for k, v in record.items()}
+  values = {k: _typed(config_lib.FIELDS[k], v) for k, v in record.items() if k in config_lib.FIELDS}
+  return validate(Config(**values), workdir=False)

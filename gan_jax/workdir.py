@@ -1,13 +1,20 @@
 """The run's directory: one run at a time (a lock), files written whole (temp + rename), strict JSON,
 metrics.jsonl repaired after a crash, and earlier outputs set aside (never deleted) for --restart.
+
+Every file the project writes goes through `write_atomic` or `append_line`: whole files are written to
+a new temporary file (O_EXCL | O_NOFOLLOW, mode 0666 less the umask) and renamed over the target, so a
+symbolic link planted at the target is replaced, never followed, and a failed write leaves the old
+file whole; appends open with O_NOFOLLOW, so a planted link is refused. A write that fails (a full
+disk, an I/O error, a link) raises a WorkdirError naming the path and the cause.
 """
 import datetime
+import errno
 import json
 import math
 import os
+import secrets
 import shutil
 import socket
-import tempfile
 import threading
 import time
 
@@ -49,21 +56,47 @@ def strict_json(value):
   return out
 
 
+def write_error(path: str, error: OSError) -> WorkdirError:
+  """The one-line error of a write that failed: the path, the cause, and that older files are kept."""
+  cause = f"{error.strerror or error} ({errno.errorcode.get(error.errno, 'error')})" if error.errno else str(error)
+  hint = "; free some space there" if error.errno in (errno.ENOSPC, errno.EDQUOT) else ""
+  if error.errno == errno.ELOOP:
+    cause, hint = "it is a symbolic link this run did not create", "; remove the link (or use another --workdir)"
+  return WorkdirError(f"writing {path} failed: {cause}{hint}. Files written before are kept; rerun the "
+                      "same command to go on from the newest checkpoint")
+
+
 def write_atomic(path: str, write, mode: str = "w"):
-  """Calls write(file) on a temporary file beside `path`, then renames it over `path`."""
+  """Calls write(file) on a new temporary file beside `path`, then renames it over `path` (module
+  docstring); any OSError becomes a WorkdirError."""
   directory = os.path.dirname(os.path.abspath(path))
-  os.makedirs(directory, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".")
+  tmp = os.path.join(directory, f".{os.path.basename(path)}.{secrets.token_hex(6)}.tmp")
   try:
-    with os.fdopen(fd, mode) as f:
-      write(f)
-      f.flush()
-      os.fsync(f.fileno())
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.remove(tmp)
-    raise
+    os.makedirs(directory, exist_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o666)
+    try:
+      with os.fdopen(fd, mode) as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+      os.replace(tmp, path)
+    except BaseException:
+      if os.path.lexists(tmp):
+        os.remove(tmp)
+      raise
+  except OSError as e:
+    raise write_error(path, e) from None
+
+
+def append_line(path: str, line: str):
+  """Appends `line` (and a newline) to `path`, creating it (0666 less the umask); a symbolic link at
+  `path` is refused, not followed; any OSError becomes a WorkdirError."""
+  try:
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666)
+    with os.fdopen(fd, "a") as f:
+      f.write(line + "\n")
+  except OSError as e:
+    raise write_error(path, e) from None
 
 
 def write_json(path: str, value, indent=1):
@@ -73,6 +106,21 @@ def write_json(path: str, value, indent=1):
 
 def save_npy(path: str, array):
   write_atomic(path, lambda f: np.save(f, array), mode="wb")
+
+
+OUTPUT_FILES = ("metrics.jsonl", "config.json", "config_history.jsonl", "reals.png", "theory.png", LOCK,
+                "eval/final_metrics.json", "eval/final_samples.npy")
+
+
+def refuse_links(workdir: str):
+  """A WorkdirError, before anything is written, when a file this run writes is a symbolic link: a
+  link it did not create (a workdir under a shared /tmp) must not be followed. Directories may be
+  links (checkpoints/ on another disk); the files inside them are written by temp file + rename."""
+  for name in OUTPUT_FILES:
+    path = os.path.join(workdir, name)
+    if os.path.islink(path):
+      raise WorkdirError(f"{path} is a symbolic link (to {os.readlink(path)}) that this run did not create; "
+                         "it would write through it: remove the link, or use another --workdir")
 
 
 # --- metrics.jsonl --------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 Only the chief process (index 0) writes; the others get a writer that does nothing.
 """
+import contextlib
 import json
 import logging as python_logging
 import os
@@ -10,7 +11,7 @@ import time
 import numpy as np
 from absl import logging
 
-from gan_jax.workdir import strict_json
+from gan_jax.workdir import append_line, strict_json, write_error
 
 
 class MetricWriter:
@@ -29,22 +30,32 @@ class MetricWriter:
     if not self.enabled:
       return
     record = {"step": int(step), **{k: _plain(v) for k, v in values.items()}}
-    with open(os.path.join(self.workdir, "metrics.jsonl"), "a") as f:
-      f.write(json.dumps(strict_json(record), allow_nan=False) + "\n")
-    for k, v in record.items():
-      if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
-        self._tb.add_scalar(k, v, step)
-    self._tb.flush()
+    append_line(os.path.join(self.workdir, "metrics.jsonl"), json.dumps(strict_json(record), allow_nan=False))
+    with self._tensorboard():
+      for k, v in record.items():
+        if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
+          self._tb.add_scalar(k, v, step)
+      self._tb.flush()
+
+  @contextlib.contextmanager
+  def _tensorboard(self):
+    """TensorBoard's own writes (event files under WORKDIR/tensorboard) fail as the project's do."""
+    try:
+      yield
+    except OSError as e:
+      raise write_error(os.path.join(self.workdir, "tensorboard"), e) from None
 
   def write_image(self, step: int, name: str, image_uint8):
     """image_uint8: [H, W, C]."""
     if self.enabled:
-      self._tb.add_image(name, np.asarray(image_uint8), step, dataformats="HWC")
-      self._tb.flush()
+      with self._tensorboard():
+        self._tb.add_image(name, np.asarray(image_uint8), step, dataformats="HWC")
+        self._tb.flush()
 
   def close(self):
     if self._tb is not None:
-      self._tb.close()
+      with self._tensorboard():
+        self._tb.close()
 
 
 def _plain(v):

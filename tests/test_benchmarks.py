@@ -1,4 +1,6 @@
-"""The step-time benchmark runs end to end (timings are printed, never asserted)."""
+"""The benchmarks run end to end (timings are printed, never asserted), and each configures JAX as the
+entry points do."""
+import glob
 import json
 import os
 import subprocess
@@ -9,9 +11,33 @@ import pytest
 
 from tests.conftest import REPO
 
+BENCHMARKS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO, "benchmarks", "*.py"))
+                    if open(p).read().count('if __name__ == "__main__":'))
+# Imports benchmarks.NAME with XLA_FLAGS unset and reports whether gan_jax.xla_cpu.configure() ran, and
+# whether JAX had been imported by then (XLA reads XLA_FLAGS once, when its CPU backend starts).
+WATCH = """
+import os, sys, importlib
+os.environ.pop("XLA_FLAGS", None)
+from gan_jax import xla_cpu
+calls = []
+configure = xla_cpu.configure
+xla_cpu.configure = lambda *a, **k: calls.append("jax" in sys.modules) or configure(*a, **k)
+sys.path.insert(0, "benchmarks")
+importlib.import_module("benchmarks." + sys.argv[1])
+print("calls", calls, "jax imported", "jax" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("name", BENCHMARKS)
+def test_every_benchmark_configures_jax_as_the_entry_points_do_before_jax_starts(name):
+  result = subprocess.run([sys.executable, "-c", WATCH, name], cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert "calls [False" in result.stdout, result.stdout  # called first before any JAX import (again later: harmless)
+
 
 @pytest.mark.integration
 def test_step_time_runs_two_iterations_and_prints_its_table(tmp_path):
+  pytest.importorskip("torch", reason="the PyTorch reference needs the bench extra: pip install -e '.[bench]'")
   out = tmp_path / "bench.json"
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
   result = subprocess.run([sys.executable, os.path.join(REPO, "benchmarks", "step_time.py"), "--iters=2",

@@ -392,7 +392,7 @@ def test_sigkill_at_random_moments_then_resume_ends_bitwise_equal(tmp_path):
                                          if (killed / "checkpoints").exists() else False):
         time.sleep(0.05)
     try:
-      proc.wait(timeout=rng.uniform(0.0, 1.5) if kills % 2 else rng.uniform(2.0, 8.0)) if kills < 8 else proc.wait()
+      proc.wait(timeout=rng.uniform(0.0, 1.0) if kills % 2 else rng.uniform(2.0, 6.0)) if kills < 8 else proc.wait()
       break
     except subprocess.TimeoutExpired:
       proc.send_signal(signal.SIGKILL)

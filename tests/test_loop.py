@@ -1,5 +1,6 @@
 """The asynchronous loop: call plan, boundaries, no per-step host sync, batches gathered on device,
 steps per call, the persistent compilation cache."""
+import contextlib
 import json
 import os
 
@@ -210,3 +211,39 @@ def test_bf16_trains_200_steps_finite_and_checkpoints_float32(tmp_path, case):
   _, _, state, _, _ = restore.load_run(str(tmp_path))
   floating = [x for x in jax.tree.leaves(state) if jnp.issubdtype(x.dtype, jnp.floating)]
   assert all(x.dtype == jnp.float32 for x in floating)
+
+
+@contextlib.contextmanager
+def no_host_reads():
+  """Between boundaries, any read of a device array by the host fails: on the CPU backend JAX's own
+  device-to-host guard sees no transfer (CPU arrays live in host memory), so this is its equivalent:
+  every implicit read (float, int, bool, item, tolist, device_get, np.asarray / np.array of a device
+  array) and block_until_ready raise, on every thread."""
+  from jax._src import array
+
+  def refuse(*_, **__):
+    raise AssertionError("a device array was read by the host between two boundaries of the loop")
+
+  def guarded(fn):
+    return lambda a, *args, **kw: refuse() if isinstance(a, jax.Array) else fn(a, *args, **kw)
+
+  saved = (array.ArrayImpl._value, array.ArrayImpl.block_until_ready, np.asarray, np.array)
+  array.ArrayImpl._value, array.ArrayImpl.block_until_ready = property(refuse), refuse
+  np.asarray, np.array = guarded(np.asarray), guarded(np.array)
+  try:
+    yield
+  finally:
+    array.ArrayImpl._value, array.ArrayImpl.block_until_ready, np.asarray, np.array = saved
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("kind", ["ring", "dcgan"])
+def test_nothing_reads_the_devices_between_two_boundaries(tmp_path, monkeypatch, kind):
+  """Calls are dispatched without one host read between boundaries (what keeps an accelerator's queue
+  full); a read planted in the dispatch path makes the run fail."""
+  monkeypatch.setattr(train, "between_boundaries", no_host_reads)
+  cfg = (toy_config(tmp_path, train_steps=12, steps_per_call=2, log_every=6, eval_every=6, checkpoint_every=6)
+         if kind == "ring" else image_config(tmp_path, "mnist5k", train_steps=6, eval_every=3, checkpoint_every=3,
+                                             log_every=3))
+  train.train_and_evaluate(cfg)
+  assert [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()][-1] == cfg.train_steps

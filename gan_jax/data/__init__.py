@@ -139,6 +139,12 @@ def make_dataset(cfg) -> Dataset:
   return resolve(spec.load)(spec.name, cfg.dataset.partition(":")[2], data_options(cfg))
 
 
+def content_identity(fingerprint: dict) -> dict:
+  """What a dataset's fingerprint says of its contents alone: what a resume compares (the seed, the
+  data scale and other flags are compared as flags)."""
+  return {k: v for k, v in fingerprint.items() if k not in ("seed", "scale")}
+
+
 def stacked_batches(dataset, first_step: int, num_steps: int, d_steps: int, batch_size: int,
                     rows: slice = slice(None)):
   """Batches for `num_steps` training steps of `d_steps` D updates: leaves [num_steps, k, b, ...]."""

@@ -35,17 +35,22 @@ class ImageDataset:
   `gather` maps indices to batches on the device.
   """
 
-  def __init__(self, name, num_examples, read, data_shape, num_classes, seed, arrays=None):
+  def __init__(self, name, num_examples, read, data_shape, num_classes, seed, arrays=None, identity=None):
+    """identity: what identifies the contents without reading them (tfds: version and split); by default
+    a sha256 of the decoded pixels and labels (`arrays`, given whole)."""
     self.name, self.num_examples, self._read = name, num_examples, read
     self.data_shape, self.num_classes, self.seed = tuple(data_shape), num_classes, seed
-    self.arrays = arrays
+    self.arrays, self._identity = arrays, identity
 
   def fingerprint(self) -> dict:
-    """What identifies the stream of this dataset: name, shape, size, seed and a digest of its pixels."""
+    """What identifies the stream of this dataset: name, shape, size, seed, and the contents' identity
+    (a sha256 of the decoded pixels and labels, in order, or the tfds version)."""
     if not hasattr(self, "_fingerprint"):
       self._fingerprint = {"name": self.name, "shape": list(self.data_shape), "examples": self.num_examples,
                            "seed": self.seed}
-      if self.arrays is not None:
+      if self._identity is not None:
+        self._fingerprint.update(self._identity)
+      else:
         digest = hashlib.sha256()
         for array in self.arrays:
           digest.update(np.ascontiguousarray(array).tobytes())
@@ -196,4 +201,5 @@ def load_tfds(name_: str, spec: str, opts) -> ImageDataset:
 
   if len(source) == 0:
     raise DataError(f"{flag}: split {split!r} is empty")
-  return ImageDataset(f"tfds:{spec}", len(source), read, (res, res, channels), num_classes, opts.seed)
+  return ImageDataset(f"tfds:{spec}", len(source), read, (res, res, channels), num_classes, opts.seed,
+                      identity={"version": str(builder.info.version), "split": split})

@@ -15,7 +15,8 @@ import time
 import numpy as np
 from absl import logging
 
-from gan_jax import runtime
+from gan_jax import runtime, workdir
+from gan_jax.errors import WorkdirError
 
 CACHE_ENV = "GAN_JAX_REFERENCE_CACHE"
 
@@ -75,8 +76,8 @@ def reference_features(dataset, num: int, feature_fn, network: str):
   logits, features = feature_fn(reals)
   logging.info("features of %d real images of %s (%s) in %.1f s, cached in %s", num, dataset.name, network,
                time.time() - t, path)
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  tmp = path + f".{os.getpid()}.tmp.npz"
-  np.savez(tmp, logits=logits, features=features)
-  os.replace(tmp, path)
+  try:
+    workdir.write_atomic(path, lambda f: np.savez(f, logits=logits, features=features), mode="wb")
+  except WorkdirError as e:  # a cache: the run goes on without it
+    logging.warning("reference features not cached: %s", e)
   return logits, features

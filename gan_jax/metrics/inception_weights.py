@@ -17,9 +17,10 @@ import re
 import zipfile
 
 import numpy as np
+from absl import logging
 
-from gan_jax import runtime
-from gan_jax.errors import DataError
+from gan_jax import runtime, workdir
+from gan_jax.errors import DataError, WorkdirError
 
 FILE_NAME = "pt_inception-2015-12-05-6726825d.pth"
 URL = "https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/" + FILE_NAME
@@ -49,10 +50,26 @@ class _Storage:
     self.dtype = dtype
 
 
+def _check_view(length: int, offset, size, stride):
+  """The strided view (offset, size, stride) must lie inside a storage of `length` elements: every
+  number a non-negative int, as many strides as sizes, the last element reached at most length - 1.
+  A crafted file that declares more would make as_strided read (or crash on) memory beyond it."""
+  size, stride = tuple(size), tuple(stride)
+  numbers = (offset, *size, *stride)
+  if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in numbers) or len(size) != len(stride):
+    raise pickle.UnpicklingError(f"a tensor's view (offset {offset!r}, size {size!r}, stride {stride!r}) is malformed")
+  last = offset + sum((n - 1) * s for n, s in zip(size, stride)) if all(size) else offset - 1
+  if last >= length or (not size and offset >= length):
+    raise pickle.UnpicklingError(f"a tensor's view (offset {offset}, size {size}, stride {stride}) reaches beyond its "
+                                 f"storage of {length} elements")
+
+
 def _rebuild_tensor(storage, offset, size, stride, *unused):
-  """torch._utils._rebuild_tensor(_v2): a strided view of a storage, copied into a numpy array."""
+  """torch._utils._rebuild_tensor(_v2): a strided view of a storage, checked against the storage's
+  length (`_check_view`) and copied into a numpy array."""
   del unused
   data = storage()  # the storage's flat numpy array
+  _check_view(len(data), offset, size, stride)
   if not size:
     return data[offset].copy()
   view = np.lib.stride_tricks.as_strided(data[offset:], shape=tuple(size),
@@ -108,13 +125,20 @@ class _Unpickler(pickle.Unpickler):
     return array
 
 
+def _storage(raw: bytes, dtype, numel: int) -> np.ndarray:
+  """`numel` elements of `dtype` from a storage's bytes; fewer bytes than declared is a damaged file."""
+  if not isinstance(numel, int) or numel < 0 or len(raw) < numel * np.dtype(dtype).itemsize:
+    raise pickle.UnpicklingError(f"a storage declares {numel!r} elements and holds {len(raw)} bytes")
+  return np.frombuffer(raw, dtype, numel)
+
+
 def _read_zip(path):
   """torch >= 1.6's format: ARCHIVE/data.pkl and one file per storage in ARCHIVE/data/."""
   with zipfile.ZipFile(path) as archive:
     pkl = next(n for n in archive.namelist() if n.endswith("data.pkl"))
     root = pkl[:-len("data.pkl")]
-    read = lambda key, dtype, numel: np.frombuffer(archive.read(f"{root}data/{key}"), dtype, numel)  # noqa: E731
-    return _Unpickler(io.BytesIO(archive.read(pkl)), read).load()
+    return _Unpickler(io.BytesIO(archive.read(pkl)), lambda key, dtype, numel: _storage(
+        archive.read(f"{root}data/{key}"), dtype, numel)).load()
 
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -132,8 +156,9 @@ def _read_legacy(path):
     obj = objects.load()
     for key in _Unpickler(f).load():
       dtype = np.dtype(objects.dtypes[str(key)])
-      count = int(np.frombuffer(f.read(8), "<i8")[0])
-      objects.arrays[str(key)] = np.frombuffer(f.read(count * dtype.itemsize), dtype, count)
+      header = f.read(8)
+      count = int(np.frombuffer(header, "<i8")[0]) if len(header) == 8 else -1
+      objects.arrays[str(key)] = _storage(f.read(max(count, 0) * dtype.itemsize), dtype, count)
     return _resolve(obj)
 
 
@@ -171,6 +196,21 @@ def check_digest(path: str):
                     "name says: the file is damaged or not pytorch-fid's; download it again")
 
 
+def _read_state(path: str) -> dict:
+  """{name: array} of the file, with torch's weights_only loader when torch is installed, else the
+  restricted reader; a file that is no PyTorch weight file, or one that asks for anything but
+  tensors, is one DataError (its code never runs)."""
+  try:
+    try:
+      return _torch_load(path)
+    except ImportError:
+      return read_torch_file(path)
+  except Exception as e:  # noqa: BLE001 - pickle, zipfile, torch and numpy each raise their own types
+    detail = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
+    raise DataError(f"--inception_weights={path}: not a PyTorch weight file this reader accepts ({detail}); "
+                    f"use pytorch-fid's {FILE_NAME}") from None
+
+
 def load_params(path: str = "", cache: str = ""):
   """The converted FID Inception params for the weight file at `path` (default: pytorch-fid's)."""
   import flax.serialization
@@ -178,22 +218,23 @@ def load_params(path: str = "", cache: str = ""):
   path = path or default_path()
   if not os.path.exists(path):
     raise _missing_file_error(path)
+  if not os.path.isfile(path):
+    raise DataError(f"--inception_weights={path}: is not a file (a directory?); pass the path of {FILE_NAME}")
   cached = os.path.join(cache or cache_dir(), os.path.basename(path) + f".{os.path.getsize(path)}.msgpack")
   if os.path.exists(cached):
-    with open(cached, "rb") as f:
-      return flax.serialization.msgpack_restore(f.read())
+    try:
+      with open(cached, "rb") as f:
+        return flax.serialization.msgpack_restore(f.read())
+    except Exception:  # noqa: BLE001 - a damaged cache is converted again
+      logging.warning("the converted Inception weights in %s are unreadable; converting the file again", cached)
   check_digest(path)
-  try:
-    state = _torch_load(path)
-  except ImportError:
-    state = read_torch_file(path)
+  state = _read_state(path)
   try:
     params = convert_pytorch_fid_weights(state)
   except ValueError as e:
     raise DataError(f"--inception_weights={path}: {e}") from None
-  os.makedirs(os.path.dirname(cached), exist_ok=True)
-  tmp = cached + ".tmp"
-  with open(tmp, "wb") as f:
-    f.write(flax.serialization.msgpack_serialize(params))
-  os.replace(tmp, cached)
+  try:
+    workdir.write_atomic(cached, lambda f: f.write(flax.serialization.msgpack_serialize(params)), mode="wb")
+  except WorkdirError as e:  # a cache: this run goes on without it
+    logging.warning("converted Inception weights not cached: %s", e)
   return params

@@ -52,13 +52,8 @@ class MetricInputs:
       self._fake = tuple(np.asarray(a) for a in self.feature_fn(self.samples))
     return self._fake
 
-  @property
-  def fake_logits(self):
-    return self.fake[0]
-
-  @property
-  def fake_features(self):
-    return self.fake[1]
+  fake_logits = property(lambda self: self.fake[0])
+  fake_features = property(lambda self: self.fake[1])
 
   @property
   def real(self):
@@ -67,10 +62,5 @@ class MetricInputs:
       self._real = self._real()
     return self._real
 
-  @property
-  def real_logits(self):
-    return self.real[0]
-
-  @property
-  def real_features(self):
-    return self.real[1]
+  real_logits = property(lambda self: self.real[0])
+  real_features = property(lambda self: self.real[1])

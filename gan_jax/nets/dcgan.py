@@ -18,8 +18,8 @@ from typing import Any, Optional
 import flax.linen as nn
 import jax
 
-from gan_jax.nets.layers import (ConvTranspose2x, DiscriminatorHead, DiscriminatorOptions, VirtualBatchNorm,
-                                 compute_dtype, concat_labels, generator_input, to_float32)
+from gan_jax.nets.layers import (BN_MOMENTUM, ConvTranspose2x, DiscriminatorHead, DiscriminatorOptions,
+                                 VirtualBatchNorm, compute_dtype, concat_labels, generator_input, to_float32)
 
 INIT = nn.initializers.normal(0.02)
 
@@ -34,7 +34,7 @@ def _layout(resolution: int):
 
 
 def _batch_norm(train: bool, axis_name: Optional[str], dtype=None):
-  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5, dtype=dtype,
+  return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=1e-5, dtype=dtype,
                       axis_name=axis_name if train else None,
                       scale_init=lambda k, s, d=None: 1.0 + 0.02 * jax.random.normal(k, s))
 

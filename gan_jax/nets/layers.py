@@ -260,6 +260,9 @@ def generator_input(module: nn.Module, z, labels, num_classes: int, reference_si
   return z
 
 
+BN_MOMENTUM = 0.9  # every batch norm of the models: running = m * running + (1 - m) * batch statistic
+
+
 def to_float32(x):
   """x in float32 at least (bfloat16 -> float32; float64 stays): where precision matters."""
   return x.astype(jnp.promote_types(x.dtype, jnp.float32))
