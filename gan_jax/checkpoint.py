@@ -9,8 +9,11 @@ writing it), whose arrays do not match their digest (a flipped byte) or are not
 finite, is moved to WORKDIR/checkpoints_corrupt/ — never deleted — and the next
 newest is used.
 """
+import dataclasses
+import errno
 import hashlib
 import os
+import re
 import shutil
 
 import jax
@@ -76,20 +79,9 @@ def verify(state, meta: dict):
       raise CorruptCheckpoint("it holds non-finite numbers")
 
 
-def _restore(mngr: ocp.CheckpointManager, step: int, abstract_state=None):
-  """(state or None, meta dict) of checkpoint `step`, verified: the one restore path."""
-  restored = mngr.restore(step, args=_restore_args(abstract_state))
-  meta = dict(restored.meta)
-  if abstract_state is None:
-    return None, meta
-  verify(restored.state, meta)
-  return restored.state, meta
-
-
-def saved_layout(directory: str, step: int):
-  """{path: (shape, dtype)} of checkpoint `step`'s state arrays, from orbax's metadata (no array is
-  read), or None for a checkpoint that is not whole (no commit marker) or whose metadata cannot be
-  read: the restore path then sets it aside and falls back to the previous one."""
+def _saved_tree(directory: str, step: int):
+  """Checkpoint `step`'s state tree of array metadata (orbax's; no array is read), or None for a
+  checkpoint that is not whole (no commit marker) or whose metadata cannot be read."""
   state_dir = os.path.join(absolute(directory), str(step), "state")
   if "://" not in state_dir and not os.path.exists(os.path.join(state_dir, "commit_success.txt")):
     return None
@@ -97,12 +89,44 @@ def saved_layout(directory: str, step: int):
   level = logger.level
   logger.setLevel("ERROR")  # orbax warns that an optional metadata file of the step is absent
   try:
-    tree = ocp.StandardCheckpointer().metadata(state_dir).item_metadata
-    return layout(tree)
-  except Exception:  # noqa: BLE001 - any failure here means the layout is unknown, not different
+    return ocp.StandardCheckpointer().metadata(state_dir).item_metadata.tree
+  except Exception:  # noqa: BLE001 - any failure here means the tree is unknown, not different
     return None
   finally:
     logger.setLevel(level)
+
+
+def _target(abstract_state, saved_tree):
+  """(restore target, fields to add back as None): the state's fields that the checkpoint holds. A
+  field that is None now and absent from an older checkpoint (a state field added since, off in this
+  run) is left out of the target, so such checkpoints restore as they did."""
+  if not dataclasses.is_dataclass(abstract_state) or not isinstance(saved_tree, dict):
+    return abstract_state, None
+  fields = {f.name: getattr(abstract_state, f.name) for f in dataclasses.fields(abstract_state)}
+  absent = [k for k, v in fields.items() if v is None and k not in saved_tree]
+  if not absent:
+    return abstract_state, None
+  return {k: v for k, v in fields.items() if k not in absent}, absent
+
+
+def _restore(mngr: ocp.CheckpointManager, step: int, abstract_state=None):
+  """(state or None, meta dict) of checkpoint `step`, verified: the one restore path."""
+  target, absent = _target(abstract_state, _saved_tree(str(mngr.directory), step)) if abstract_state is not None \
+      else (None, None)
+  restored = mngr.restore(step, args=_restore_args(target))
+  meta = dict(restored.meta)
+  if abstract_state is None:
+    return None, meta
+  state = restored.state if absent is None else type(abstract_state)(**restored.state, **dict.fromkeys(absent))
+  verify(state, meta)
+  return state, meta
+
+
+def saved_layout(directory: str, step: int):
+  """{path: (shape, dtype)} of checkpoint `step`'s state arrays (`_saved_tree`), or None: the restore
+  path then deals with the checkpoint (sets an incomplete one aside, falls back to the previous)."""
+  tree = _saved_tree(directory, step)
+  return None if tree is None else layout(tree)
 
 
 def _path(keys) -> str:
@@ -129,6 +153,26 @@ def read_meta(directory: str, step: int | None = None):
   return None, None
 
 
+_OS_ERROR = re.compile(r"os_error_code='?(\d+)")  # how tensorstore reports the errno of a failed write
+
+
+def failure_cause(error: Exception):
+  """(what went wrong, what to do first) of a failed save: the errno of an OSError in the exception's
+  chain or in tensorstore's message (e.g. 'No space left on device (ENOSPC)'), else its first line."""
+  chain, e = [], error
+  while e is not None and len(chain) < 10:
+    chain.append(e)
+    e = e.__cause__ or e.__context__
+  codes = [c.errno for c in chain if isinstance(c, OSError) and c.errno]
+  codes += [int(m) for c in chain for m in _OS_ERROR.findall(str(c))]
+  if codes:
+    code = codes[0]
+    hint = "free some space there, then " if code in (errno.ENOSPC, errno.EDQUOT) else ""
+    return f"{os.strerror(code)} ({errno.errorcode.get(code, code)})", hint
+  text = str(error).strip()
+  return f"{type(error).__name__}: {text.splitlines()[0][:300] if text else ''}", ""
+
+
 class Checkpointer:
   """Saves and restores `GANState` + metadata under WORKDIR/checkpoints{,_best}.
 
@@ -149,10 +193,10 @@ class Checkpointer:
       return action()
     except Exception as e:  # noqa: BLE001 - orbax raises many types from its background threads.
       directory = self.best_directory if mngr is self._best else self.directory
-      message = str(e).strip().splitlines()[0][:240] if str(e).strip() else ""
-      raise CheckpointError(f"saving a checkpoint in {directory} failed on process {jax.process_index()} "
-                            f"({type(e).__name__}: {message}); the checkpoints written before are kept. "
-                            "Rerun the same command to resume") from e
+      cause, hint = failure_cause(e)
+      raise CheckpointError(f"saving a checkpoint in {directory} failed on process {jax.process_index()}: "
+                            f"{cause}. The checkpoints written before are kept; {hint}rerun the same command "
+                            "to resume") from e
 
   def save(self, step: int, state, meta: dict, best: bool = False):
     """Starts an asynchronous save (with the state's digest in the metadata); `best` writes to
@@ -174,12 +218,18 @@ class Checkpointer:
   def restore_latest(self, abstract_state):
     """(state, meta, step) from the newest readable checkpoint, or None if there is none.
 
-    Unreadable, unverified or non-finite checkpoints are set aside in checkpoints_corrupt/ with a warning.
+    Unreadable, unverified or non-finite checkpoints are set aside in checkpoints_corrupt/ with a warning;
+    a whole checkpoint whose tree is another one than the state's (another version's) is refused as it
+    is, never set aside as corrupt.
     """
     for step in sorted(self._mngr.all_steps(), reverse=True):
       try:
         return (*_restore(self._mngr, step, abstract_state), step)
       except Exception as e:  # noqa: BLE001 - a partial write shows up as many error types.
+        if "tree structures do not match" in str(e) and _saved_tree(self.directory, step) is not None:
+          raise CheckpointError(f"the checkpoint {self.directory}/{step} holds a state of another structure than "
+                                "this version of gan-jax builds (nothing was changed in it); finish that run with "
+                                "the version that wrote it, or use a new --workdir") from None
         self._set_aside(step, e)
     return None
 

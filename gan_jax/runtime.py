@@ -67,13 +67,17 @@ def handling_signals(handler: Signals):
   """Installs `handler` for SIGINT and SIGTERM in the block (main thread only); restores the previous ones.
 
   A KeyboardInterrupt that Python drops (raised in a gc or weakref callback) would be printed as
-  "Exception ignored ... Traceback": it is already in `handler.caught`, so it is not printed.
+  "Exception ignored ... Traceback": it is already in `handler.caught`, so it is not printed. Nor is
+  asyncio's "Event loop is closed", which tensorstore's callbacks raise by the dozen after a failed
+  checkpoint write (a full disk) has closed orbax's loop: that failure is the run's one error line.
   """
   previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
   previous_hook = sys.unraisablehook
 
   def hook(unraisable):
-    if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+    value = unraisable.exc_value
+    closed_loop = isinstance(value, RuntimeError) and str(value) == "Event loop is closed"
+    if not (isinstance(value, KeyboardInterrupt) or closed_loop):
       previous_hook(unraisable)
 
   sys.unraisablehook = hook

@@ -13,7 +13,7 @@ from absl import logging
 
 from gan_jax import config as config_lib
 from gan_jax import generate, launch, runtime, sharding, tasks, workdir, writers
-from gan_jax.errors import ConfigError, NonFiniteError
+from gan_jax.errors import ConfigError, GanJaxError, NonFiniteError
 from gan_jax.state import count_params
 from gan_jax.train_fn import GUARDED
 
@@ -147,12 +147,24 @@ def _train(run: launch.Run, progress: dict, signals) -> dict:
     if run.is_chief and start == 0:
       task.write_reals(cfg.workdir)
     outcome = _train_loop(run, evaluator, state, best, start, progress, signals)
-  finally:
-    run.checkpointer.close()
-    writer.close()
+  except BaseException:
+    _close_after_failure(run, writer)
+    raise
+  run.checkpointer.close()
+  writer.close()
   if outcome.preempted:
     return outcome.record
   return _final_outputs(run, evaluator, task, outcome.state, outcome.record, cfg.train_steps)
+
+
+def _close_after_failure(run, writer):
+  """Waits for the saves in flight and closes the writers after the loop failed: a second failure
+  (a full disk fails them all) is logged, so the user's one error line is the first failure's."""
+  for close in (run.checkpointer.close, writer.close):
+    try:
+      close()
+    except GanJaxError as e:
+      logging.warning("after the failure below, also: %s", e)
 
 
 def _nonfinite_error(run, calls, bad_step: int) -> NonFiniteError:

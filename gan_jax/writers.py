@@ -68,15 +68,25 @@ def _plain(v):
 
 
 class _QuietLibraries:
-  """Drops INFO chatter of orbax and jax's backend probing; their warnings stay."""
+  """Drops INFO chatter of orbax and jax's backend probing (their warnings stay), and the tracebacks
+  orbax and asyncio log when a checkpoint write fails (a full disk): each keeps its first line, and
+  the run's own one-line error (gan_jax.checkpoint) names the cause and the directory."""
 
   def filter(self, record):
     noisy = any(part in record.pathname for part in ("/orbax/", "/jax/_src/xla_bridge"))
-    return record.levelno >= python_logging.WARNING or not noisy
+    if record.levelno < python_logging.WARNING:
+      return not noisy
+    if record.name == "asyncio" and str(record.msg).split("\n")[0].endswith("exception was never retrieved"):
+      return False  # orbax's write tasks, failed and already reported through the save that awaited them
+    if (noisy or record.name == "asyncio") and record.exc_info:
+      record.exc_info, record.exc_text = None, None
+      record.msg, record.args = str(record.getMessage()).splitlines()[0][:300], ()
+    return True
 
 
 def quiet_library_logs():
   logging.get_absl_logger().addFilter(_QuietLibraries())
+  python_logging.getLogger("asyncio").addFilter(_QuietLibraries())
 
 
 def format_duration(seconds: float) -> str:

@@ -282,3 +282,28 @@ def test_sample_py_writes_the_requested_count(tmp_path):
   # 10 samples of 32 px: a 4 x 3 grid with 2 px gaps.
   assert Image.open(tmp_path / "grid.png").size == (4 * 34 + 2, 3 * 34 + 2)
   assert np.load(tmp_path / "s.npz")["samples"].shape == (7, 32, 32, 1)
+
+
+def test_a_checkpoint_written_before_a_state_field_was_added_resumes_exactly(tmp_path):
+  """GANState gained ema_g_collections (None unless --ema_statistics=ema): a checkpoint of an earlier
+  version lacks the key altogether, and still restores and resumes bitwise."""
+  import dataclasses
+
+  import orbax.checkpoint as ocp
+
+  from gan_jax import checkpoint as ckpt_lib
+  kw = dict(train_steps=10, steps_per_call=5, eval_every=5, checkpoint_every=5, keep_checkpoints=3)
+  train.train_and_evaluate(toy_config(tmp_path / "old", **{**kw, "train_steps": 5}))
+  _, _, state, _, meta = restore.load_run(str(tmp_path / "old"))
+  older = {f.name: getattr(state, f.name) for f in dataclasses.fields(state) if f.name != "ema_g_collections"}
+  directory = tmp_path / "old" / "checkpoints"
+  import shutil
+  shutil.rmtree(directory / "5")
+  mngr = ocp.CheckpointManager(str(directory))
+  mngr.save(5, args=ocp.args.Composite(state=ocp.args.StandardSave(older), meta=ocp.args.JsonSave(meta)))
+  mngr.wait_until_finished()
+  assert "ema_g_collections" not in ckpt_lib._saved_tree(str(directory), 5)
+  train.train_and_evaluate(toy_config(tmp_path / "old", **kw))
+  train.train_and_evaluate(toy_config(tmp_path / "straight", **kw))
+  assert_same_state(tmp_path / "straight", tmp_path / "old", 10)
+  assert not (tmp_path / "old" / "checkpoints_corrupt").exists()
