@@ -14,7 +14,7 @@ from gan_jax.errors import ConfigError  # noqa: F401 - what validate raises, imp
 
 SHAPE, TRAJECTORY, FREE = "shape", "trajectory", "free"  # the resume policies (gan_jax/resume.py)
 
-LOSS_NAMES = ("nonsaturating", "minimax", "wgan", "hinge", "lsgan")  # = tuple(losses.LOSSES), tested
+LOSS_NAMES = ("nonsaturating", "minimax", "maximum_likelihood", "wgan", "hinge", "lsgan")  # = tuple(losses.LOSSES), tested
 D_ACTIVATIONS = ("relu", "leaky_relu", "maxout")
 OUTPUT_ACTIVATIONS = ("linear", "tanh", "sigmoid")
 LR_SCHEDULES = ("constant", "cosine")
@@ -71,7 +71,9 @@ class Config:
                          "colour; grayscale, palette and RGBA images are converted and the log says so).", SHAPE)
   # Model.
   model: str = _field("mlp", "The networks:", SHAPE)
-  latent_dim: int = _field(100, "Size of z ~ N(0, I).", SHAPE)
+  latent_dim: int = _field(100, "Size of z.", SHAPE)
+  latent_distribution: str = _field("normal", "p_z: normal (z ~ N(0, I)) | uniform (z ~ U[-1, 1]^d, as Goodfellow et "
+                                    "al. 2014 and VEEGAN's Stacked MNIST).", TRAJECTORY)
   g_hidden: tuple = _field((256, 256, 256), "MLP generator hidden widths.", SHAPE)
   d_hidden: tuple = _field((256, 256, 256), "MLP discriminator hidden widths.", SHAPE)
   d_activation: str = _field("relu", "MLP discriminator units: " + _names(D_ACTIVATIONS) + ".", SHAPE)
@@ -79,7 +81,8 @@ class Config:
   d_dropout: float = _field(0.0, "Dropout rate on the MLP discriminator's inputs and hidden units.", TRAJECTORY)
   g_output: str = _field("linear", "Generator output activation: " + _names(OUTPUT_ACTIVATIONS)
                          + " (images use tanh).", SHAPE)
-  width: int = _field(64, "DCGAN base width: channels of G's last hidden layer and D's first.", SHAPE)
+  width: int = _field(64, "Base width: channels of G's last hidden layer (and D's first, unless --d_width).", SHAPE)
+  d_width: int = _field(0, "D's base width: channels of its first layer (0: --width).", SHAPE)
   spectral_norm: bool = _field(False, "Spectral normalisation of every layer of D (Miyato et al. 2018; the "
                                "projection embedding and the AC-GAN head included; replaces batch norm in the "
                                "DCGAN D); power-iteration state is checkpointed.", SHAPE)
@@ -96,7 +99,13 @@ class Config:
   acgan_weight: float = _field(1.0, "Weight of the AC-GAN class log-likelihood terms.", TRAJECTORY)
   # Objective and optimisation.
   loss: str = _field("nonsaturating", _names(LOSS_NAMES) + ".", TRAJECTORY)
-  d_steps: int = _field(1, "k: discriminator steps per generator step.", TRAJECTORY)
+  d_steps: int = _field(1, "k: discriminator steps per iteration.", TRAJECTORY)
+  g_steps: int = _field(1, "Generator steps per iteration, after the D steps (VEEGAN's Stacked MNIST: 2).", TRAJECTORY)
+  unroll_steps: int = _field(0, "Unrolled GAN (Metz et al. 2017): G's loss against D after K simulated "
+                             "updates of D with its own optimiser, differentiated through; 0: off.", TRAJECTORY)
+  unroll_stop_gradient: bool = _field(False, "With --unroll_steps: G judged by the unrolled D without "
+                                      "differentiating through its updates (the paper's first-order variant).",
+                                      TRAJECTORY)
   share_fakes: bool = _field(False, "The last D step and the G step use the same G(z) (one G forward "
                              "per iteration, the reference DCGAN loop); off: each step draws its own z.", TRAJECTORY)
   label_smoothing: float = _field(0.0, "One-sided label smoothing: real targets 1 - s.", TRAJECTORY)
@@ -110,7 +119,7 @@ class Config:
   gp_weight: float = _field(0.0, "WGAN-GP gradient penalty weight lambda (10 in the paper); 0: off.", TRAJECTORY)
   r1_weight: float = _field(0.0, "R1 penalty weight gamma: adds gamma/2 E||grad D(x_real)||^2; 0: off.", TRAJECTORY)
   batch_size: int = _field(64, "Global batch size (all devices together).", TRAJECTORY)
-  train_steps: int = _field(10000, "Generator steps to train for.", _schedule_length)
+  train_steps: int = _field(10000, "Iterations to train for (each --d_steps D and --g_steps G steps).", _schedule_length)
   lr_g: float = _field(2e-4, "Generator Adam learning rate.", TRAJECTORY)
   lr_d: float = _field(2e-4, "Discriminator Adam learning rate.", TRAJECTORY)
   beta1: float = _field(0.5, "Adam beta1 (DCGAN: 0.5).", TRAJECTORY)
@@ -167,8 +176,9 @@ class Config:
 
   @property
   def eval_metric_names(self) -> tuple:
-    """--eval_metrics as registry names, in order, earlier names (score, prdc) translated."""
-    return metrics.metric_names(self.eval_metrics)
+    """--eval_metrics as registry names, in order, earlier names (score, prdc) translated; when empty,
+    the dataset's own (DatasetSpec.evaluate_with: Stacked MNIST's modes)."""
+    return metrics.metric_names(self.eval_metrics) or self.dataset_spec.evaluate_with
 
   def feature_network(self, channels: int) -> str:
     """'digits' or 'inception': --eval_features, or by the data's channels when auto."""

@@ -7,6 +7,7 @@ metric that compares samples with real images fills three columns: generated vs 
 held-out, and the real baseline, held-out vs train (what unseen real images score).
 """
 import dataclasses
+import functools
 import os
 
 import jax
@@ -18,24 +19,20 @@ from gan_jax import metrics as metrics_lib
 from gan_jax import generate, memory, pictures, restore, tasks, validation
 from gan_jax.errors import DataError
 from gan_jax.generate import Generator, generate_samples, latents
-from gan_jax.metrics import HELD_OUT, LABELS, digits, features
+from gan_jax.metrics import FEATURES, HELD_OUT, LABELS, REAL, digits, features
 from gan_jax.metrics.inputs import MetricInputs
-
-
-@dataclasses.dataclass
-class Split:
-  """A real split and its (logits, features) on the feature network, or None for toy data."""
-  dataset: object
-  reference: tuple = None
+from gan_jax.nets import draw_latents
 
 
 def evaluation_metrics(kind: str, network, held_out: bool, labelled: bool, num_samples: int, cfg, extra=()):
-  """The registry's metrics for evaluate.py's table: those that apply and are on by default, plus
-  `extra` (e.g. 'parzen'); a note is printed for each one the sample count rules out."""
-  names = []
+  """The registry's metrics for evaluate.py's table: those that apply to the run's data (or the
+  dataset's own, DatasetSpec.evaluate_with) and are on by default, plus `extra` (e.g. 'parzen'); a
+  note is printed for each one the sample count rules out."""
+  names, own = [], cfg.dataset_spec.evaluate_with
   for spec in metrics_lib.METRICS:
     usable = (kind in spec.data and spec.network in (None, network) and (held_out or HELD_OUT not in spec.needs)
-              and (labelled or LABELS not in spec.needs))
+              and (labelled or LABELS not in spec.needs) and spec.applies_to(cfg.dataset)
+              and (not own or spec.name in own or spec.name in extra))
     if not usable or not (spec.evaluate or spec.name in extra):
       continue
     if num_samples < spec.fewest_samples(cfg):
@@ -45,17 +42,16 @@ def evaluation_metrics(kind: str, network, held_out: bool, labelled: bool, num_s
   return names
 
 
-def _held_out_split(cfg, count_fn):
-  """The held-out Split of cfg.dataset (gan_jax.data.DATASETS), or None when it has none or it is absent."""
+def _held_out(cfg):
+  """The held-out split of cfg.dataset (gan_jax.data.DATASETS), or None when it has none or it is absent."""
   held = data_lib.held_out_dataset(cfg.dataset)
   if held is None:
     return None
   try:
-    dataset = data_lib.make_dataset(dataclasses.replace(cfg, dataset=held))
+    return data_lib.make_dataset(dataclasses.replace(cfg, dataset=held))
   except DataError as e:
     print(f"no held-out column: {e}")
     return None
-  return Split(dataset, count_fn(dataset, dataset.num_examples))
 
 
 def metric_rows(names, cfg, vs_train: MetricInputs, vs_held=None, baseline=None) -> dict:
@@ -67,8 +63,8 @@ def metric_rows(names, cfg, vs_train: MetricInputs, vs_held=None, baseline=None)
     compute = lambda inputs: (metrics_lib.compute([name], inputs)  # noqa: E731
                               if inputs.count >= spec.fewest_samples(cfg) else {})
     columns = [compute(vs_train)]
-    if spec.compares and vs_held is not None:
-      columns += [compute(vs_held), compute(baseline)]
+    if spec.compares and vs_held is not None:  # a metric that reads no real split is the same against both
+      columns += [compute(vs_held) if REAL in spec.needs else columns[0], compute(baseline)]
     for key, value in columns[0].items():
       if not isinstance(value, list):  # counts per class or mode are records, not table cells
         rows[key] = tuple(c.get(key) for c in columns) + (None,) * (3 - len(columns))
@@ -82,23 +78,27 @@ def _toy_rows(cfg, nets, state, task, fake):
 
 
 def _image_rows(cfg, nets, state, dataset, fake, seed, extra=()):
-  """Image metrics against train and held-out images, the real baseline, D's probe, and the rest."""
+  """Image metrics against train and held-out images, the real baseline, D's probe, and the rest. The
+  feature network is loaded, and real features computed, only for metrics that read them."""
   network = cfg.feature_network(dataset.data_shape[-1])
-  feature_fn, identity = features.feature_network(network, cfg.inception_weights)
-  reference = lambda ds, n: features.reference_features(ds, n, feature_fn, identity)  # noqa: E731
-  train = Split(dataset, reference(dataset, min(len(fake), dataset.num_examples)))
-  held = _held_out_split(cfg, reference)
+  held = _held_out(cfg)
   names = evaluation_metrics("image", network, held is not None, dataset.num_classes > 0, len(fake), cfg, extra)
-  common = dict(dataset=dataset, held_out=held and held.dataset, nets=nets, state=state,
-                kid_subset_size=cfg.kid_subset_size, seed=seed)
-  vs_train = MetricInputs(fake, feature_fn=feature_fn, real=train.reference, **common)
+  if held is not None and held.num_examples < cfg.kid_subset_size and "kid" in names:
+    names.remove("kid")  # the held-out columns would need as many held-out images
+  feature_fn, reference = None, lambda ds, n: None  # noqa: E731
+  if any(FEATURES in metrics_lib.METRICS.get(n).needs for n in names):
+    feature_fn, identity = features.feature_network(network, cfg.inception_weights)
+    reference = functools.lru_cache(lambda ds, n: features.reference_features(ds, n, feature_fn, identity))
+  common = dict(dataset=dataset, held_out=held, nets=nets, state=state, kid_subset_size=cfg.kid_subset_size, seed=seed)
+  train_ref = lambda: reference(dataset, min(len(fake), dataset.num_examples))  # noqa: E731
+  vs_train = MetricInputs(fake, feature_fn=feature_fn, real=train_ref, **common)
   if held is None:
     return metric_rows(names, cfg, vs_train)
-  if held.dataset.num_examples < cfg.kid_subset_size and "kid" in names:
-    names.remove("kid")  # the held-out columns would need as many held-out images
-  vs_held = MetricInputs(fake, fake=vs_train.fake, real=held.reference, **common)
-  held_x = held.dataset.get_batch(0, held.dataset.num_examples)["x"]
-  baseline = MetricInputs(held_x, fake=held.reference, real=train.reference, **common)
+  held_ref = lambda: reference(held, held.num_examples)  # noqa: E731
+  vs_held = MetricInputs(fake, feature_fn=feature_fn, fake=lambda: vs_train.fake, real=held_ref, **common)
+  held_x = held.get_batch(0, held.num_examples)["x"]
+  baseline = MetricInputs(held_x, feature_fn=feature_fn, fake=held_ref if feature_fn else None, real=train_ref,
+                          **common)
   return metric_rows(names, cfg, vs_train, vs_held, baseline)
 
 
@@ -130,8 +130,8 @@ def interpolation_grid(nets, state, rows: int = 8, steps: int = 10, seed: int = 
   A conditional G keeps one class along each line (row r: class r % C), so the walk shows z alone.
   """
   key_a, key_b = jax.random.split(jax.random.PRNGKey(seed))
-  za = jax.random.normal(key_a, (rows, 1, nets.latent_dim))
-  zb = jax.random.normal(key_b, (rows, 1, nets.latent_dim))
+  za = draw_latents(nets.latent_distribution, key_a, (rows, 1, nets.latent_dim))
+  zb = draw_latents(nets.latent_distribution, key_b, (rows, 1, nets.latent_dim))
   t = jnp.linspace(0, 1, steps)[None, :, None]
   z = (za * (1 - t) + zb * t).reshape(rows * steps, nets.latent_dim)
   labels = np.repeat(np.arange(rows) % nets.num_classes, steps) if nets.num_classes else None
@@ -144,13 +144,13 @@ def class_grid(nets, state, rows: int = 8, seed: int = 0):
   The label sets the class; what stays along a row (slant, stroke, width) is what z holds.
   """
   classes = nets.num_classes
-  z = np.repeat(np.asarray(latents(seed, rows, nets.latent_dim)), classes, axis=0)
+  z = np.repeat(np.asarray(latents(seed, rows, nets)), classes, axis=0)
   return Generator(nets, chunk=1000)(state, z, np.tile(np.arange(classes), rows))
 
 
 def class_mean_latents(nets, state, num_samples: int = 2000, seed: int = 0):
   """Mean z of the samples the digit CNN assigns to each class: [10, latent] (latent arithmetic)."""
-  z = latents(seed, num_samples, nets.latent_dim)
+  z = latents(seed, num_samples, nets)
   probs, _ = digits.classify(Generator(nets, chunk=1000)(state, z))
   labels = probs.argmax(1)
   return np.stack([np.asarray(z)[labels == c].mean(0) if np.any(labels == c) else np.zeros(nets.latent_dim)

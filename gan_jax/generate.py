@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gan_jax.nets import GANNets, apply_module
+from gan_jax.nets import GANNets, apply_module, draw_latents
 from gan_jax.sharding import host_array
 
 
@@ -69,8 +69,8 @@ def standing_statistics(nets: GANNets, state, num_batches: int, batch_size: int,
   cols = dict(state.g_collections)
   zeros = {**cols, "batch_stats": jax.tree.map(jnp.zeros_like, cols["batch_stats"])}
   one = functools.partial(_batch_statistics(nets), state.ema_g_params, zeros)
-  z = jax.random.normal(jax.random.fold_in(jax.random.PRNGKey(seed), 2**31 - 3),
-                        (num_batches, batch_size, nets.latent_dim))
+  z = draw_latents(nets.latent_distribution, jax.random.fold_in(jax.random.PRNGKey(seed), 2**31 - 3),
+                   (num_batches, batch_size, nets.latent_dim))
   labels = cycled_labels(num_batches * batch_size, nets.num_classes).reshape(num_batches, batch_size) \
       if nets.num_classes else [None] * num_batches
   total = jax.tree.map(lambda *batches: sum(batches), *[one(z[i], labels[i]) for i in range(num_batches)])
@@ -89,9 +89,9 @@ def sampling_state(nets: GANNets, state, statistics: str, batch_size: int = 64, 
   return state.replace(g_collections=standing_statistics(nets, state, STANDING_BATCHES, batch_size, seed))
 
 
-def latents(seed: int, num_samples: int, latent_dim: int):
-  """z ~ N(0, I) [num_samples, latent_dim] from a seed of the caller's."""
-  return jax.random.normal(jax.random.PRNGKey(seed), (num_samples, latent_dim))
+def latents(seed: int, num_samples: int, nets: GANNets):
+  """z ~ p_z (nets.latent_distribution) [num_samples, latent_dim] from a seed of the caller's."""
+  return draw_latents(nets.latent_distribution, jax.random.PRNGKey(seed), (num_samples, nets.latent_dim))
 
 
 def generate_samples(nets: GANNets, state, num_samples: int, seed: int = 0, label=None, chunk: int = 1000):
@@ -100,7 +100,7 @@ def generate_samples(nets: GANNets, state, num_samples: int, seed: int = 0, labe
   `label`: a conditional G's class for every sample (None: the classes in turn).
   """
   labels = None if label is None else np.full((num_samples,), label, np.int32)
-  return Generator(nets, chunk)(state, latents(seed, num_samples, nets.latent_dim), labels)
+  return Generator(nets, chunk)(state, latents(seed, num_samples, nets), labels)
 
 
 def make_discriminate_fn(nets: GANNets):

@@ -18,6 +18,7 @@ from gan_jax import checkpoint as ckpt_lib
 from gan_jax import config as config_lib
 from gan_jax import data as data_lib
 from gan_jax import memory, sharding, workdir
+from gan_jax import metrics as metrics_lib
 from gan_jax.data.feed import make_feed
 from gan_jax.errors import CheckpointError, ConfigError, WorkdirError
 from gan_jax.metrics import features
@@ -29,15 +30,18 @@ from gan_jax.train_fn import steps_per_call, train_fn_from_config
 
 
 def image_feature_network(cfg, dataset):
-  """(feature_fn, identity) of the image metrics' network, or None; Inception's weight file is found
-  and read here, before anything is written (a missing file is a one-line DataError)."""
-  if cfg.is_toy or not cfg.eval_metric_names:
+  """(feature_fn, identity) of the image metrics' network, or None when no metric of the run reads
+  features; Inception's weight file is found and read here, before anything is written (a missing
+  file is a one-line DataError)."""
+  specs = [metrics_lib.METRICS.get(n) for n in cfg.eval_metric_names]
+  if cfg.is_toy or not any(metrics_lib.FEATURES in s.needs for s in specs):
     return None
   network = cfg.feature_network(dataset.data_shape[-1])
-  if network == "inception" and "classes" in cfg.eval_metric_names:
-    raise ConfigError("eval_metrics", cfg.eval_metrics, f"classes is the digit CNN's class histogram and "
-                      f"{cfg.dataset} is evaluated with Inception features: drop classes, or pass "
-                      "--eval_features=digits for digit data")
+  for spec in specs:
+    if spec.network not in (None, network):
+      raise ConfigError("eval_metrics", cfg.eval_metrics, f"{spec.name} needs the {spec.network} network's "
+                        f"features and {cfg.dataset} is evaluated with {network} features: drop {spec.name}, or "
+                        f"pass --eval_features={spec.network}")
   return features.feature_network(network, cfg.inception_weights)
 
 

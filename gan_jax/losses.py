@@ -44,6 +44,22 @@ def nonsaturating_generator_loss(fake_logits):
   return -jnp.mean(jax.nn.log_sigmoid(fake_logits))
 
 
+ML_LOGIT_CLAMP = 80.0  # exp(80) = 5.5e34: float32 and bfloat16 both reach 3.4e38
+
+
+def maximum_likelihood_generator_loss(fake_logits):
+  """J(G) = -1/2 E_z exp(sigma^-1(D(G(z)))) = -1/2 E_z exp(l(G(z))) (Goodfellow 2014, "On distinguishability
+  criteria"; NIPS 2016 tutorial, sec. 3.2.4, eq. 10 and Figure 16).
+
+  With D at its optimum, exp(l*(x)) = p_data(x) / p_g(x), and the expected gradient of J(G) with D held fixed
+  is 1/2 the gradient of KL(p_data || p_g): the maximum-likelihood direction. Computed in float32 with the
+  logit clamped at ML_LOGIT_CLAMP = 80 (exact below it; above it the value is -1/2 exp(80) and the
+  gradient 0), so logits of +-100 give finite values and gradients in float32 and bfloat16.
+  """
+  logits = jnp.minimum(jnp.asarray(fake_logits, jnp.float32), ML_LOGIT_CLAMP)
+  return -0.5 * jnp.mean(jnp.exp(logits))
+
+
 def wasserstein_critic_loss(real_logits, fake_logits, label_smoothing=0.0):
   """E[f(G(z))] - E[f(x)] (Arjovsky et al. 2017): minus the Kantorovich-Rubinstein estimate of W1.
 
@@ -84,6 +100,7 @@ class GANLoss(NamedTuple):
 LOSSES = {
     "nonsaturating": GANLoss(discriminator_loss, nonsaturating_generator_loss),
     "minimax": GANLoss(discriminator_loss, minimax_generator_loss),
+    "maximum_likelihood": GANLoss(discriminator_loss, maximum_likelihood_generator_loss),
     "wgan": GANLoss(wasserstein_critic_loss, wasserstein_generator_loss),
     "hinge": GANLoss(hinge_discriminator_loss, wasserstein_generator_loss),
     "lsgan": GANLoss(least_squares_discriminator_loss, least_squares_generator_loss),

@@ -80,10 +80,11 @@ def discriminator_objective(obj: Objective, discriminator, params, collections, 
                             real, fake, keys):
   """L_D at D's weights `params`: (L_D, (collections, real logits, fake logits, {term: value})).
 
-  real, fake: (x [B, ...], labels [B] or None); fake x carries no gradient to G.
+  real, fake: (x [B, ...], labels [B] or None). The gradient in `params` is D's; the fakes are G's outputs,
+  differentiable as they come (an unrolled G differentiates D's update through them, `unrolled.py`).
   keys: (real pass, fake pass, interpolation), each already distinct per device.
   """
-  (x_real, y_real), (x_fake, y_fake) = real, (lax.stop_gradient(fake[0]), fake[1])
+  (x_real, y_real), (x_fake, y_fake) = real, fake
   (real_logits, _, real_cls), cols = discriminate(discriminator, params, collections, x_real, y_real, keys[0])
   (fake_logits, _, fake_cls), cols = discriminate(discriminator, params, cols, x_fake, y_fake, keys[1])
   terms, weights = {}, {}

@@ -26,6 +26,14 @@ def image_grid(images, cols: int = 0, pad: int = 2):
   return grid
 
 
+def channels_grid(images, samples: int = 32):
+  """RGB samples [N, H, W, 3] in [-1, 1] -> a picture of `samples` of them, each as RGB then its three
+  channels in gray (Stacked MNIST's three digits), two samples to a row of eight tiles."""
+  x = np.asarray(images[:samples])
+  tiles = [tile for image in x for tile in (image, *(np.repeat(image[..., c:c + 1], 3, -1) for c in range(3)))]
+  return image_grid(np.stack(tiles), cols=8)
+
+
 def save_png(array, path: str):
   """Saves uint8 [H, W, C] (C = 1 or 3) as PNG, written whole (gan_jax.workdir.write_atomic)."""
   array = np.asarray(array)
@@ -133,3 +141,33 @@ def animation(frames, path: str, ms_per_frame: int = 600):
     canvas.append(frame)
   write_atomic(path, lambda f: canvas[0].save(f, format="GIF", save_all=True, append_images=canvas[1:],
                                               duration=ms_per_frame, loop=0), mode="wb")
+
+
+def generator_costs_png(costs: dict, d_values, path: str):
+  """The NIPS 2016 tutorial's Figure 16: each generator cost J(G) [N] (by name) against D(G(z)) [N]."""
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+  for name, cost in costs.items():
+    ax.plot(d_values, cost, label=name)
+  ax.set_xlabel("D(G(z))")
+  ax.set_ylabel("J(G)")
+  ax.set_ylim(-20, 5)
+  ax.legend(fontsize=8)
+  ax.set_title("generator costs as functions of D(G(z)) (tutorial Figure 16)", fontsize=9)
+  _save(fig, path)
+
+
+def xy_game_png(paths: dict, circle, path: str, title: str = ""):
+  """Trajectories [T, 2] of the game V(x, y) = x y (by name), the gradient flow's circle [T, 2] dashed."""
+  plt = _pyplot()
+  fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+  ax.plot(circle[:, 0], circle[:, 1], "k--", lw=1, label="continuous time (a circle)")
+  for name, points in paths.items():
+    ax.plot(points[:, 0], points[:, 1], ".-", ms=3, lw=0.6, label=name)
+  ax.plot([0], [0], "r*", ms=10, label="equilibrium (0, 0)")
+  ax.set_aspect("equal")
+  ax.set_xlabel("x (minimises x y)")
+  ax.set_ylabel("y (maximises x y)")
+  ax.legend(fontsize=7, loc="upper left")
+  ax.set_title(title, fontsize=9)
+  _save(fig, path)

@@ -51,11 +51,17 @@ SCHEDULES = {
 }
 
 
+UNROLL_EPS_ROOT = 1e-16
+
+
 def make_optimizers(cfg):
-  """Adam for each player (DCGAN: 2e-4, beta1 0.5); D's schedule counts D updates."""
+  """Adam for each player (DCGAN: 2e-4, beta1 0.5); each schedule counts its player's updates. With
+  --unroll_steps D's Adam has eps_root = UNROLL_EPS_ROOT (sqrt(v + eps_root)): G differentiates D's
+  update, and sqrt has no derivative at a zero second moment."""
   schedule = SCHEDULES[cfg.lr_schedule]
-  g_tx = optax.adam(schedule(cfg.lr_g, cfg.train_steps), b1=cfg.beta1, b2=cfg.beta2)
-  d_tx = optax.adam(schedule(cfg.lr_d, cfg.train_steps * cfg.d_steps), b1=cfg.beta1, b2=cfg.beta2)
+  g_tx = optax.adam(schedule(cfg.lr_g, cfg.train_steps * cfg.g_steps), b1=cfg.beta1, b2=cfg.beta2)
+  d_tx = optax.adam(schedule(cfg.lr_d, cfg.train_steps * cfg.d_steps), b1=cfg.beta1, b2=cfg.beta2,
+                    eps_root=UNROLL_EPS_ROOT if cfg.unroll_steps else 0.0)
   return g_tx, d_tx
 
 

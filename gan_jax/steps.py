@@ -16,8 +16,8 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
-from gan_jax import losses, objectives, regularizers
-from gan_jax.nets import GANNets, apply_module
+from gan_jax import losses, objectives, regularizers, unrolled
+from gan_jax.nets import GANNets, apply_module, draw_latents
 from gan_jax.state import GANState
 
 class StepKeys(NamedTuple):
@@ -28,11 +28,14 @@ class StepKeys(NamedTuple):
   g_dropout: jax.Array  # D's dropout in the G update
 
 
-def step_keys(state) -> StepKeys:
+def step_keys(state, g_update: int = 0) -> StepKeys:
   """Keys of the next steps: fold_in(fold_in(rng, player), counter), player 0 = D (its counter
-  `d_updates`), 1 = G (`step`), each split in two. The only place step keys are derived."""
+  `d_updates`), 1 = G (`step`), each split in two; the G keys of the (g_update + 1)-th G update of
+  an iteration (--g_steps) are folded with g_update once more (the first's are not). The only place
+  step keys are derived."""
   d = jax.random.split(jax.random.fold_in(jax.random.fold_in(state.rng, 0), state.d_updates))
-  g = jax.random.split(jax.random.fold_in(jax.random.fold_in(state.rng, 1), state.step))
+  g_key = jax.random.fold_in(jax.random.fold_in(state.rng, 1), state.step)
+  g = jax.random.split(jax.random.fold_in(g_key, g_update) if g_update else g_key)
   return StepKeys(d[0], d[1], g[0], g[1])
 
 
@@ -44,8 +47,11 @@ class StepContext:
   d_tx: optax.GradientTransformation
   objective: objectives.Objective
   local_batch: int               # this device's rows of the global batch
-  d_steps: int = 1               # k D updates per G update
+  d_steps: int = 1               # k D updates per iteration
+  g_steps: int = 1               # G updates per iteration (after the D updates)
   share_fakes: bool = False      # the last D update and the G update judge the same G(z)
+  unroll_steps: int = 0          # K: G judged by D after K simulated updates (unrolled.py)
+  unroll_stop_gradient: bool = False
   ema_decay: float = 0.0
   weight_clip: float = 0.0
   axis_name: Optional[str] = None  # the device axis under shard_map; None on one device
@@ -54,8 +60,9 @@ class StepContext:
 def make_context(cfg, nets: GANNets, g_tx, d_tx, axis_name: Optional[str] = None,
                  num_devices: int = 1) -> StepContext:
   return StepContext(nets=nets, g_tx=g_tx, d_tx=d_tx, objective=objectives.objective_from_config(cfg),
-                     local_batch=cfg.batch_size // num_devices, d_steps=cfg.d_steps,
-                     share_fakes=cfg.share_fakes, ema_decay=cfg.ema_decay, weight_clip=cfg.weight_clip,
+                     local_batch=cfg.batch_size // num_devices, d_steps=cfg.d_steps, g_steps=cfg.g_steps,
+                     share_fakes=cfg.share_fakes, unroll_steps=cfg.unroll_steps,
+                     unroll_stop_gradient=cfg.unroll_stop_gradient, ema_decay=cfg.ema_decay, weight_clip=cfg.weight_clip,
                      axis_name=axis_name)
 
 
@@ -76,13 +83,14 @@ def _local_rows(draw, local_batch: int, axis_name: Optional[str]):
   return lax.dynamic_slice_in_dim(global_rows, lax.axis_index(axis_name) * local_batch, local_batch)
 
 
-def sample_latents(key, local_batch: int, latent_dim: int, axis_name: Optional[str] = None):
-  """z ~ N(0, I), [local_batch, latent_dim]: this device's rows of one global draw.
+def sample_latents(key, local_batch: int, latent_dim: int, axis_name: Optional[str] = None,
+                   distribution: str = "normal"):
+  """z ~ N(0, I) (or U[-1, 1]^d), [local_batch, latent_dim]: this device's rows of one global draw.
 
   Drawing the global batch and slicing makes the latents, and so training, the
   same whatever the number of devices.
   """
-  return _local_rows(lambda n: jax.random.normal(key, (n, latent_dim)), local_batch, axis_name)
+  return _local_rows(lambda n: draw_latents(distribution, key, (n, latent_dim)), local_batch, axis_name)
 
 
 def sample_labels(key, local_batch: int, num_classes: int, axis_name: Optional[str] = None):
@@ -93,7 +101,7 @@ def sample_labels(key, local_batch: int, num_classes: int, axis_name: Optional[s
 def fake_inputs(ctx: StepContext, key, n: int):
   """(z [n, latent], labels [n] or None): G's inputs for one step on this device's n rows."""
   nets = ctx.nets
-  z = sample_latents(key, n, nets.latent_dim, ctx.axis_name)
+  z = sample_latents(key, n, nets.latent_dim, ctx.axis_name, nets.latent_distribution)
   labels = (sample_labels(jax.random.fold_in(key, 1), n, nets.num_classes, ctx.axis_name)
             if nets.num_classes else None)
   return z, labels
@@ -145,8 +153,8 @@ class GeneratorForward(NamedTuple):
   dropout_key: jax.Array
 
 
-def generator_forward(ctx: StepContext, state: GANState) -> GeneratorForward:
-  keys = step_keys(state)
+def generator_forward(ctx: StepContext, state: GANState, g_update: int = 0) -> GeneratorForward:
+  keys = step_keys(state, g_update)
   z, y_fake = fake_inputs(ctx, keys.g_latents, ctx.local_batch)
   x_fake, g_vjp, g_cols = jax.vjp(
       lambda p: apply_module(ctx.nets.generator, p, state.g_collections, (z, y_fake), True),
@@ -154,17 +162,33 @@ def generator_forward(ctx: StepContext, state: GANState) -> GeneratorForward:
   return GeneratorForward(x_fake, y_fake, g_vjp, g_cols, keys.g_dropout)
 
 
+def _generator_loss_fn(ctx: StepContext, state: GANState, fwd: GeneratorForward, batch):
+  """(x, labels, real features, key) -> (L_G, fake logits): against D's current weights, or with
+  --unroll_steps against the D that K simulated updates on (x, labels) and `batch` make."""
+  obj, D = ctx.objective, ctx.nets.discriminator
+  if not ctx.unroll_steps:
+    return functools.partial(objectives.generator_objective, obj, D, state.d_params, state.d_collections)
+  real = (batch["x"], batch.get("label") if ctx.nets.num_classes else None)
+  key = _device_key(jax.random.fold_in(fwd.dropout_key, 2), ctx.axis_name)
+
+  def loss_fn(x, labels, real_features, dropout_key):
+    d_params, d_cols = unrolled.simulated_discriminator(ctx, state, (x, labels), real, key,
+                                                        lambda t: _pmean(t, ctx.axis_name))
+    return objectives.generator_objective(obj, D, d_params, d_cols, x, labels, real_features, dropout_key)
+  return loss_fn
+
+
 def g_gradients(ctx: StepContext, state: GANState, fwd: GeneratorForward, batch=None):
-  """(dL_G / d g_params, metrics): dL/dx through D (at its current weights), then back through G."""
+  """(dL_G / d g_params, metrics): dL/dx through D (at its current weights, or unrolled), then back through G."""
   obj, D, axis = ctx.objective, ctx.nets.discriminator, ctx.axis_name
   real = None
+  if (obj.feature_matching or ctx.unroll_steps) and batch is None:
+    raise ValueError("feature matching and unrolling need the real batch: g_step(state, batch)")
   if obj.feature_matching:
-    if batch is None:
-      raise ValueError("feature matching needs the real batch: g_step(state, batch)")
     real = objectives.real_features(D, state.d_params, state.d_collections, batch["x"],
                                     batch.get("label") if ctx.nets.num_classes else None,
                                     _device_key(jax.random.fold_in(fwd.dropout_key, 1), axis))
-  loss_fn = functools.partial(objectives.generator_objective, obj, D, state.d_params, state.d_collections)
+  loss_fn = _generator_loss_fn(ctx, state, fwd, batch)
   (g_loss, fake_logits), dx = jax.value_and_grad(loss_fn, has_aux=True)(
       fwd.x, fwd.labels, real, _device_key(fwd.dropout_key, axis))
   grads = fwd.vjp(dx)[0]
@@ -175,9 +199,10 @@ def g_gradients(ctx: StepContext, state: GANState, fwd: GeneratorForward, batch=
   return _pmean(grads, axis), _pmean(metrics, axis)
 
 
-def g_update(ctx: StepContext, state: GANState, fwd: GeneratorForward, batch=None):
+def g_update(ctx: StepContext, state: GANState, fwd: GeneratorForward, batch=None, advance: bool = True):
   """Descends L_G in G's weights and moves the EMA of G: theta_ema <- d theta_ema + (1 - d) theta (and of
-  G's batch-norm statistics, when the state keeps it)."""
+  G's batch-norm statistics, when the state keeps it). `advance`: count the iteration (`state.step`),
+  False for all but the last of --g_steps G updates."""
   grads, metrics = g_gradients(ctx, state, fwd, batch)
   updates, g_opt_state = ctx.g_tx.update(grads, state.g_opt_state, state.g_params)
   g_params = optax.apply_updates(state.g_params, updates)
@@ -185,7 +210,8 @@ def g_update(ctx: StepContext, state: GANState, fwd: GeneratorForward, batch=Non
   metrics["g_grad_norm"] = optax.tree.norm(grads)
   collections = _pmean(fwd.collections, ctx.axis_name)
   new_state = state.replace(
-      g_params=g_params, g_opt_state=g_opt_state, g_collections=collections, ema_g_params=ema, step=state.step + 1)
+      g_params=g_params, g_opt_state=g_opt_state, g_collections=collections, ema_g_params=ema,
+      step=state.step + 1 if advance else state.step)
   if state.ema_g_collections is not None:  # --ema_statistics=ema
     new_state = new_state.replace(
         ema_g_collections=optax.incremental_update(collections, state.ema_g_collections, 1.0 - ctx.ema_decay))
@@ -195,32 +221,45 @@ def g_update(ctx: StepContext, state: GANState, fwd: GeneratorForward, batch=Non
   return new_state, metrics
 
 
-def g_step(ctx: StepContext, state: GANState, batch=None):
+def g_step(ctx: StepContext, state: GANState, batch=None, g_update_index: int = 0, advance: bool = True):
   """One generator update; `batch` (the reals) only for feature matching."""
-  return g_update(ctx, state, generator_forward(ctx, state), batch)
+  return g_update(ctx, state, generator_forward(ctx, state, g_update_index), batch, advance)
+
+
+def _g_updates(ctx: StepContext, state: GANState, real, first=None):
+  """The iteration's ctx.g_steps G updates (the first on the shared forward `first`, if given)."""
+  metrics = {}
+  for i in range(ctx.g_steps):
+    advance = i == ctx.g_steps - 1
+    if i == 0 and first is not None:
+      state, metrics = g_update(ctx, state, first, real, advance)
+    else:
+      state, metrics = g_step(ctx, state, real, i, advance)
+  return state, metrics
 
 
 def train_step(ctx: StepContext, state: GANState, batches):
-  """k = ctx.d_steps discriminator steps on batches[0..k-1], then one generator step.
+  """k = ctx.d_steps discriminator steps on batches[0..k-1], then ctx.g_steps generator steps.
 
-  With share_fakes the last D step judges the very fakes the G step then improves
+  With share_fakes the last D step judges the very fakes the (first) G step then improves
   (one G forward per iteration, as in the reference DCGAN loop); otherwise each
-  step draws its own latents. Feature matching compares with the reals of the last D step.
+  step draws its own latents. Feature matching compares with the reals of the last D step, and an
+  unrolled G simulates D's updates on them.
   """
   d_metrics = {}
   last = ctx.d_steps - 1 if ctx.share_fakes else ctx.d_steps
   batch_at = lambda i: jax.tree.map(lambda a: a[i], batches)  # noqa: E731
   for i in range(last):
     state, d_metrics = d_step(ctx, state, batch_at(i))
-  real = batch_at(ctx.d_steps - 1) if ctx.objective.feature_matching else None
+  real = batch_at(ctx.d_steps - 1) if ctx.objective.feature_matching or ctx.unroll_steps else None
   if not ctx.share_fakes:
-    state, g_metrics = g_step(ctx, state, real)
+    state, g_metrics = _g_updates(ctx, state, real)
     return state, {**d_metrics, **g_metrics}
   fwd = generator_forward(ctx, state)
   shared = batch_at(last)
   state, d_metrics = d_update(ctx, state, (shared["x"], shared.get("label")), (fwd.x, fwd.labels),
                               step_keys(state).d_update)
-  state, g_metrics = g_update(ctx, state, fwd, real)
+  state, g_metrics = _g_updates(ctx, state, real, first=fwd)
   return state, {**d_metrics, **g_metrics}
 
 

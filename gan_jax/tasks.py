@@ -26,7 +26,8 @@ class ToyTask:
   """Mixtures of Gaussians: PacGAN's mode coverage on samples in data units, and the theory
   (`gan_jax/theory.py`): JSD(p_data || p_g), V(D, G) against V(D*, G), D's surface, Figure 1."""
   kind = "toy"
-  FINAL_KEYS = ("modes", "high_quality", "reverse_kl", "mode_counts", "jsd", "value", "value_at_optimum")
+  FINAL_KEYS = ("modes", "modes_ever", "high_quality", "reverse_kl", "mode_counts", "jsd", "value", "value_at_optimum",
+                "d_deviation")
   SURFACE = 100  # D's heat map: SURFACE^2 points (2-D); Figure 1's curves: 10 * SURFACE points (1-D)
 
   NAMES = ("modes",)  # the metrics of every toy evaluation
@@ -37,11 +38,14 @@ class ToyTask:
     self.mixture, self.scale = self.dataset.mixture, cfg.data_scale
     self.eval_samples = cfg.eval_samples
     self.pack, self.seed = cfg.pack, cfg.seed
+    self.metrics_path = os.path.join(cfg.workdir, "metrics.jsonl")
     self.grid = theory.DensityGrid.for_mixture(self.mixture)
     self._p_grid = None  # p_data on the grid, computed at the first evaluation
     rng = np.random.default_rng([cfg.seed, 2**31 - 2])  # fixed across evaluations, apart from training's
     # --theory_samples of G (and as many fresh reals) per evaluation, for JSD and V (theory.JSD_ERROR).
-    self.theory_z = rng.standard_normal((cfg.theory_samples, cfg.latent_dim)).astype(np.float32)
+    shape = (cfg.theory_samples, cfg.latent_dim)  # z ~ p_z (--latent_distribution)
+    self.theory_z = (rng.uniform(-1.0, 1.0, shape) if cfg.latent_distribution == "uniform"
+                     else rng.standard_normal(shape)).astype(np.float32)
     self.theory_reals = self.mixture.sample(rng, cfg.theory_samples)[0]
     self.with_theory = cfg.theory_samples > 0 and cfg.conditioning == "none"  # V(D, G) of an unconditional D
 
@@ -49,16 +53,26 @@ class ToyTask:
     return x / self.scale
 
   def metrics(self, x, state=None) -> dict:
+    """The registry's toy metrics, and `modes_ever`: the modes covered at this or any earlier evaluation
+    in WORKDIR/metrics.jsonl (a GAN that hops from mode to mode covers few at a time, many over time)."""
     del state
-    return metrics_lib.compute(self.NAMES, MetricInputs(x, mixture=self.mixture, dataset=self.dataset))
+    record = metrics_lib.compute(self.NAMES, MetricInputs(x, mixture=self.mixture, dataset=self.dataset))
+    covered = np.asarray(record["mode_counts"]) > 0
+    for earlier in workdir.read_records(self.metrics_path) if os.path.exists(self.metrics_path) else ():
+      if len(earlier.get("mode_counts", ())) == len(covered):
+        covered |= np.asarray(earlier["mode_counts"]) > 0
+    record["modes_ever"] = int(covered.sum())
+    return record
 
   def theory(self, probe, state):
-    """({jsd, value_at_optimum, value}, what the picture draws), or ({}, None) for a conditional D.
+    """({jsd, value_at_optimum, value, and for 1-D data d_deviation}, what the picture draws), or ({}, None)
+    for a conditional D.
 
     jsd: JSD(p_data || p_g) of G_ema (the generator evaluations and final_samples.npy use), error
     theory.JSD_ERROR. value: V(D, G) of the current D against the G it trains with, on fresh
     reals and fakes; value_at_optimum: -log 4 + 2 JSD for that G, which bounds `value` from
     above (for pack > 1: D judges pack-tuples, so the JSD is that of the pack-fold products).
+    d_deviation: max |D(x) - 1/2| over mu +- 3 sigma (Figure 1's panel (d) has 0).
     """
     if not self.with_theory:
       return {}, None
@@ -72,7 +86,12 @@ class ToyTask:
     real = probe.d_logits(state, self.theory_reals * self.scale)
     fake = probe.d_logits(state, x_g * self.scale)
     record = {"jsd": jsd, "value_at_optimum": theory.value_at_optimum(jsd_g), "value": theory.value(real, fake)}
-    return record, self._surface(probe, state, x_g)
+    surface = self._surface(probe, state, x_g)
+    if self.mixture.dim == 1:  # Figure 1's panel (d): D = 1/2 on mu +- 3 sigma
+      curves, mean, sigma = surface[0], self.mixture.means[0, 0], self.mixture.sigma
+      inside = np.abs(curves["x"] - mean) <= 3 * sigma
+      record["d_deviation"] = float(np.max(np.abs(curves["d"][inside] - 0.5)))
+    return record, surface
 
   def _surface(self, probe, state, x_g):
     """2-D: (D on a square grid, half-width); 1-D: Figure 1's curves and z -> G(z) lines."""
@@ -149,6 +168,7 @@ class ImageTask:
     self.eval_samples = cfg.eval_samples if self.names else self.GRID
     self._num_reals = min(cfg.eval_samples, dataset.num_examples) if dataset is not None else 0
     self._kid_subset_size, self._seed = cfg.kid_subset_size, cfg.seed
+    self.show_channels = cfg.dataset_spec.show_channels
     self._real = None
 
   def to_data_units(self, x):
@@ -166,7 +186,8 @@ class ImageTask:
   def metrics(self, x, state=None) -> dict:
     if not self.names:
       return {}
-    inputs = MetricInputs(x, feature_fn=self.feature[0], real=self.real_features, dataset=self.dataset,
+    inputs = MetricInputs(x, feature_fn=self.feature and self.feature[0], real=self.feature and self.real_features,
+                          dataset=self.dataset,
                           nets=self.nets, state=state, kid_subset_size=self._kid_subset_size, seed=self._seed)
     return metrics_lib.compute(self.names, inputs)
 
@@ -175,9 +196,12 @@ class ImageTask:
     return {}, None
 
   def draw(self, x, path: str, step: int = 0, record=None, surface=None):
+    """The grid of samples; for data whose channels are digits (Stacked MNIST), also PATH_channels.png."""
     del step, record, surface
     grid = pictures.image_grid(x[:self.GRID], cols=8)
     pictures.save_png(grid, path)
+    if self.show_channels:
+      pictures.save_png(pictures.channels_grid(x), path[:-len(".png")] + "_channels.png")
     return grid
 
   def picture(self, x, path: str, title: str = ""):

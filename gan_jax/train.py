@@ -14,6 +14,7 @@ from absl import logging
 from gan_jax import config as config_lib
 from gan_jax import generate, launch, runtime, sharding, tasks, workdir, writers
 from gan_jax.errors import ConfigError, GanJaxError, NonFiniteError
+from gan_jax.nets import draw_latents
 from gan_jax.state import count_params
 from gan_jax.train_fn import GUARDED
 
@@ -30,8 +31,9 @@ class Evaluator:
     self.generator = generate.Generator(nets, chunk=500)
     self.probe = generate.Probe(nets)
     # Fixed latents, independent of the training keys: the same picture grid every eval.
-    self.z = np.asarray(jax.random.normal(
-        jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 2**31 - 1), (task.eval_samples, nets.latent_dim)))
+    self.z = np.asarray(draw_latents(nets.latent_distribution, jax.random.fold_in(jax.random.PRNGKey(cfg.seed),
+                                                                                 2**31 - 1),
+                                     (task.eval_samples, nets.latent_dim)))
 
   def samples(self, state):
     """G_ema(z) for the fixed latents, in data units, with the batch-norm statistics of --ema_statistics."""

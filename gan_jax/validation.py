@@ -41,7 +41,8 @@ def _check_names(cfg: Config):
   for flag, names in (("loss", config_lib.LOSS_NAMES), ("d_activation", config_lib.D_ACTIVATIONS),
                       ("g_output", config_lib.OUTPUT_ACTIVATIONS), ("lr_schedule", config_lib.LR_SCHEDULES),
                       ("nan_policy", config_lib.NAN_POLICIES), ("conditioning", config_lib.CONDITIONINGS),
-                      ("compute_dtype", config_lib.COMPUTE_DTYPES), ("ema_statistics", config_lib.EMA_STATISTICS)):
+                      ("compute_dtype", config_lib.COMPUTE_DTYPES), ("ema_statistics", config_lib.EMA_STATISTICS),
+                      ("latent_distribution", nets.LATENT_DISTRIBUTIONS)):
     _one_of(cfg, flag, names)
   spec = cfg.dataset_spec  # a ConfigError for an unknown name or argument
   model = nets.MODELS.get(cfg.model)
@@ -56,6 +57,11 @@ def _check_names(cfg: Config):
           f"needs a labelled dataset, and --dataset={cfg.dataset} has no labels; use --conditioning=none")
 
 
+UNROLL_REFUSES = ("gp_weight", "r1_weight", "feature_matching", "historical_averaging")
+UNROLL_COMBINES = ("--pack", "--spectral_norm", "batch norm", "--label_smoothing", "--conditioning",
+                   "--weight_clip", "--compute_dtype", "--d_steps/--g_steps", "--share_fakes", "many devices")
+
+
 def _check_numbers(cfg: Config):
   for field in dataclasses.fields(Config):  # inf and nan are no learning rate, weight or scale
     value = getattr(cfg, field.name)
@@ -64,7 +70,7 @@ def _check_numbers(cfg: Config):
   spc = str(cfg.steps_per_call)
   require(spc == "auto" or (_COUNT.fullmatch(spc) is not None and int(spc) > 0), "steps_per_call", spc,
           "a positive number of steps, or auto")
-  _positive(cfg, "batch_size", "train_steps", "d_steps", "latent_dim", "width", "pack", "eval_every",
+  _positive(cfg, "batch_size", "train_steps", "d_steps", "g_steps", "latent_dim", "width", "pack", "eval_every",
             "eval_samples", "log_every", "checkpoint_every", "keep_checkpoints", "checkpoint_timeout",
             "maxout_pieces", "lr_g", "lr_d", "data_scale")
   require(cfg.seed >= 0, "seed", cfg.seed, "must be >= 0")
@@ -80,12 +86,21 @@ def _check_numbers(cfg: Config):
     require(len(value) > 0 and all(int(w) > 0 for w in value), flag, ",".join(map(str, value)),
             "a comma-separated list of positive widths")
   require(cfg.batch_size % cfg.pack == 0, "pack", cfg.pack, f"must divide --batch_size={cfg.batch_size}")
+  require(cfg.d_width >= 0, "d_width", cfg.d_width, "must be >= 0 (0: --width)")
+  require(cfg.unroll_steps >= 0, "unroll_steps", cfg.unroll_steps, "must be >= 0 (0 turns unrolling off)")
+  if cfg.unroll_steps:
+    for flag in UNROLL_REFUSES:
+      require(not getattr(cfg, flag), "unroll_steps", cfg.unroll_steps,
+              f"does not combine with --{flag} (unrolling would differentiate it a third time, or simulate its "
+              f"state); combines with {', '.join(UNROLL_COMBINES)}")
+  require(cfg.g_steps == 1 or cfg.historical_averaging == 0, "g_steps", cfg.g_steps,
+          "historical averaging counts one G update per iteration: use --g_steps=1 with --historical_averaging")
 
 
 def check_metric(cfg: Config, name: str, num_samples: int, flag: str = "eval_samples"):
   """`name` can be computed for this run on `num_samples` samples (what its MetricSpec declares)."""
   kind = cfg.dataset_spec.kind
-  valid = [s.name for s in metrics.METRICS if s.training and kind in s.data]
+  valid = [s.name for s in metrics.METRICS if s.training and kind in s.data and s.applies_to(cfg.dataset)]
   require(name in metrics.METRICS, "eval_metrics", cfg.eval_metrics,
           f"unknown metric {name}; valid for {kind} data: {', '.join(valid)}")
   spec = metrics.METRICS.get(name)
@@ -94,6 +109,8 @@ def check_metric(cfg: Config, name: str, num_samples: int, flag: str = "eval_sam
   require(kind in spec.data, "eval_metrics", cfg.eval_metrics,
           f"{name} applies to {' or '.join(spec.data)} data, and --dataset={cfg.dataset} is {kind} data"
           + (" (toy runs always report modes)" if kind == "toy" else ""))
+  require(spec.applies_to(cfg.dataset), "eval_metrics", cfg.eval_metrics,
+          f"{name} is a metric of --dataset={' | '.join(spec.datasets)}, not of --dataset={cfg.dataset}")
   require(spec.network is None or cfg.eval_features in ("auto", spec.network), "eval_metrics", cfg.eval_metrics,
           f"{name} needs the {spec.network} feature network: drop it or use --eval_features={spec.network}")
   need = spec.fewest_samples(cfg)

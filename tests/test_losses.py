@@ -42,6 +42,8 @@ HAND = {
                       -np.mean(np.log(sig(FAKE)))),
     "minimax": (-(np.mean(np.log(sig(REAL))) + np.mean(np.log(1 - sig(FAKE)))),
                 np.mean(np.log(1 - sig(FAKE)))),
+    "maximum_likelihood": (-(np.mean(np.log(sig(REAL))) + np.mean(np.log(1 - sig(FAKE)))),
+                           -0.5 * np.mean(sig(FAKE) / (1 - sig(FAKE)))),  # -1/2 E D / (1 - D)
     "wgan": (np.mean(FAKE) - np.mean(REAL), -np.mean(FAKE)),
     "hinge": (np.mean(np.maximum(0, 1 - REAL)) + np.mean(np.maximum(0, 1 + FAKE)), -np.mean(FAKE)),
     "lsgan": (0.5 * np.mean((REAL - 1) ** 2) + 0.5 * np.mean(FAKE ** 2), 0.5 * np.mean((FAKE - 1) ** 2)),
@@ -105,5 +107,46 @@ def test_minimax_gradient_saturates_and_nonsaturating_does_not():
 
 
 def test_unknown_loss_lists_valid_names():
-  with pytest.raises(KeyError, match="valid: hinge, lsgan, minimax, nonsaturating, wgan"):
+  with pytest.raises(KeyError, match="valid: hinge, lsgan, maximum_likelihood, minimax, nonsaturating, wgan"):
     losses.get_loss("wgan-typo")
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_maximum_likelihood_loss_is_exact_below_its_clamp_and_finite_beyond(dtype):
+  below = jnp.array([-100.0, -5.0, 0.0, 40.0], dtype)
+  expected = -0.5 * np.mean(np.exp(np.asarray(below, np.float64)))
+  np.testing.assert_allclose(losses.maximum_likelihood_generator_loss(below), expected, rtol=1e-6)
+  grad = jax.grad(lambda l: losses.maximum_likelihood_generator_loss(l).astype(jnp.float32))
+  rtol = 1e-6 if dtype == jnp.float32 else 1e-2  # the gradient comes back in the input's dtype
+  np.testing.assert_allclose(np.asarray(grad(below), np.float64), -0.5 * np.exp(np.asarray(below, np.float64)) / 4,
+                             rtol=rtol, atol=1e-30)
+  extreme = jnp.array([-100.0, 100.0], dtype)
+  value, g = losses.maximum_likelihood_generator_loss(extreme), grad(extreme)
+  assert np.isfinite(value) and np.all(np.isfinite(np.asarray(g, np.float32)))
+  np.testing.assert_allclose(value, -0.25 * np.exp(losses.ML_LOGIT_CLAMP), rtol=1e-6)  # the clamp, stated
+
+
+def _gauss_log_pdf(x, mean, std):
+  return -0.5 * ((x - mean) / std) ** 2 - jnp.log(std) - 0.5 * jnp.log(2 * jnp.pi)
+
+
+def test_maximum_likelihood_gradient_at_the_optimal_d_is_half_the_kl_gradient():
+  """Goodfellow 2014 (tutorial exercise 3): with D fixed at D* of theta_0, so that exp(l*) = p_data / p_g,
+  E_z grad_theta J(G) = 1/2 grad_theta KL(p_data || p_g_theta) at theta_0. 1-D family G(z) = mu + sigma z,
+  z ~ N(0, 1), data N(m, s^2): the left side by Gauss-Hermite quadrature of the registry's own loss at
+  each node, the right side from the closed form KL = log(sigma / s) + (s^2 + (m - mu)^2) / (2 sigma^2) - 1/2."""
+  m, s, mu0, sigma0 = 1.0, 0.7, 0.3, 1.4
+  nodes, weights = np.polynomial.hermite_e.hermegauss(80)  # int f(z) N(z; 0, 1) dz = sum w f / sqrt(2 pi)
+  weights = jnp.asarray(weights / np.sqrt(2 * np.pi))
+  optimal_logit = lambda x: _gauss_log_pdf(x, m, s) - _gauss_log_pdf(x, mu0, sigma0)  # D* of theta_0, fixed
+  g_loss = losses.get_loss("maximum_likelihood").g_loss
+
+  def expected_j(theta):
+    samples = theta[0] + theta[1] * jnp.asarray(nodes)
+    per_node = jax.vmap(lambda x: g_loss(optimal_logit(x)[None]))(samples)
+    return jnp.sum(weights * per_node)
+
+  lhs = jax.grad(expected_j)(jnp.array([mu0, sigma0]))
+  kl_grad = np.array([-(m - mu0) / sigma0 ** 2, 1 / sigma0 - (s ** 2 + (m - mu0) ** 2) / sigma0 ** 3])
+  np.testing.assert_allclose(lhs, 0.5 * kl_grad, rtol=1e-4)
+  assert np.all(np.abs(kl_grad) > 0.1)  # a point where the gradient is not ~0

@@ -196,7 +196,7 @@ def test_a_conditional_generators_walks_keep_one_class_and_its_class_grid_holds_
   for r in range(3):  # the ends of row r are G(z_a, r) and G(z_b, r)
     close(walks[r, [0, -1]], generator(state, np.stack([z_a[r, 0], z_b[r, 0]]), np.array([r, r])))
   grid = evaluation.class_grid(nets, state, rows=2, seed=5).reshape(2, 10, 32, 32, 1)
-  z = np.asarray(latents(5, 2, 16))
+  z = np.asarray(latents(5, 2, nets))
   for i in range(2):
     close(grid[i], generator(state, np.repeat(z[i:i + 1], 10, 0), np.arange(10)))
   differ = np.abs(grid[0, 0] - grid[0, 1]).max()

@@ -5,6 +5,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import re
 
 import pytest
 from absl import flags
@@ -46,7 +47,7 @@ def test_validation_knows_the_registered_model_dataset_and_metric(tmp_path):
       config_lib.validate(dummy_config(tmp_path, dataset="noise40:val"))
     with pytest.raises(ConfigError, match="--model=linear: linear takes image data, not --dataset=ring"):
       config_lib.validate(dummy_config(tmp_path, dataset="ring", eval_metrics=""))
-  with pytest.raises(ConfigError, match="--dataset=noise40: valid choices: ring, grid, gauss1d, mnist5k"):
+  with pytest.raises(ConfigError, match=re.escape("--dataset=noise40: valid choices: ring[:radius=R,sigma=S], grid[:sigma=S], gauss1d, mnist5k")):
     config_lib.validate(dummy_config(tmp_path))  # gone with the block
   with pytest.raises(ConfigError, match="--model=linear: valid choices: mlp, dcgan"):
     config_lib.validate(dummy_config(tmp_path, dataset="mnist5k", eval_metrics=""))

@@ -19,9 +19,9 @@ def run_cli(*args, cwd=REPO):
 
 
 BAD = [
-    ("--dataset=moons", "--dataset=moons", "valid choices: ring, grid, gauss1d, mnist5k"),
+    ("--dataset=moons", "--dataset=moons", "valid choices: ring[:radius=R,sigma=S], grid[:sigma=S], gauss1d, mnist5k[:SPLIT]"),
     ("--model=resnet", "--model=resnet", "valid choices: mlp, dcgan"),
-    ("--loss=kl", "--loss=kl", "valid choices: nonsaturating, minimax, wgan, hinge, lsgan"),
+    ("--loss=kl", "--loss=kl", "valid choices: nonsaturating, minimax, maximum_likelihood, wgan, hinge, lsgan"),
     ("--batch_size=0", "--batch_size=0", "must be a positive number"),
     ("--train_steps=-5", "--train_steps=-5", "must be a positive number"),
     ("--label_smoothing=1.0", "--label_smoothing=1.0", "must lie in [0, 1)"),

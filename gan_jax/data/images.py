@@ -27,7 +27,28 @@ MNIST5K_TRAIN = 4000  # Fixed split of the 5,000 embedded digits: 4,000 train, 1
 PIXEL_VALUES = np.arange(256, dtype=np.uint8).astype(np.float32) / 127.5 - 1.0
 
 
-class ImageDataset:
+class EpochOrder:
+  """The stream order of a dataset of `num_examples` with `seed`: a fresh permutation per epoch, drawn
+  from (seed, epoch, ORDER_SALT)."""
+  ORDER_SALT = 1
+
+  @functools.lru_cache(maxsize=4)
+  def permutation(self, epoch: int):
+    return np.random.default_rng([self.seed, epoch, self.ORDER_SALT]).permutation(self.num_examples)
+
+  def indices(self, index: int, batch_size: int, rows: slice = slice(None)):
+    """Dataset indices [b] of rows `rows` of global batch `index`: stream positions index*B + [0, B)
+    run through the permutation of their epoch."""
+    positions = index * batch_size + np.arange(batch_size)[rows]
+    epochs, offsets = np.divmod(positions, self.num_examples)
+    out = np.empty(len(positions), np.int64)
+    for epoch in np.unique(epochs):
+      here = epochs == epoch
+      out[here] = self.permutation(int(epoch))[offsets[here]]
+    return out
+
+
+class ImageDataset(EpochOrder):
   """Random access to N labelled images through `read(indices) -> (uint8 [b, R, R, C], int [b])`.
 
   `arrays` is (uint8 images [N, R, R, C], int32 labels [N]) when the whole dataset is in memory,
@@ -56,21 +77,6 @@ class ImageDataset:
           digest.update(np.ascontiguousarray(array).tobytes())
         self._fingerprint["sha256"] = digest.hexdigest()
     return self._fingerprint
-
-  @functools.lru_cache(maxsize=4)
-  def permutation(self, epoch: int):
-    return np.random.default_rng([self.seed, epoch, 1]).permutation(self.num_examples)
-
-  def indices(self, index: int, batch_size: int, rows: slice = slice(None)):
-    """Dataset indices [b] of rows `rows` of global batch `index`: stream positions index*B + [0, B)
-    run through the permutation of their epoch."""
-    positions = index * batch_size + np.arange(batch_size)[rows]
-    epochs, offsets = np.divmod(positions, self.num_examples)
-    out = np.empty(len(positions), np.int64)
-    for epoch in np.unique(epochs):
-      here = epochs == epoch
-      out[here] = self.permutation(int(epoch))[offsets[here]]
-    return out
 
   def load_all(self, chunk: int = 1024):
     """Reads every example into memory once (`arrays`); later reads come from there."""

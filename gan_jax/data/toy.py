@@ -3,6 +3,8 @@
 - gauss1d: N(4, 0.5^2), the 1-D setting of Goodfellow et al. 2014, Figure 1.
 - ring:    8 modes on the unit circle, sigma 0.01 (Metz et al. 2017; PacGAN).
 - grid:    25 modes at {-4, -2, 0, 2, 4}^2, sigma 0.05 (PacGAN).
+Options after a colon, `ring:radius=2,sigma=0.02` (Metz et al. 2017's ring), `grid:sigma=0.1`: the keyword
+arguments of the mixture's builder (`OPTIONS`), positive numbers.
 """
 import dataclasses
 import itertools
@@ -43,6 +45,30 @@ def grid(sigma: float = 0.05) -> GaussianMixture:
 
 
 TOY = {"ring": ring, "grid": grid, "gauss1d": gauss1d}
+OPTIONS = {"ring": {"radius": float, "sigma": float}, "grid": {"sigma": float}, "gauss1d": {}}
+
+
+def parse_options(name: str, arg: str):
+  """'radius=2,sigma=0.02' -> ({'radius': 2.0, 'sigma': 0.02}, None), or (None, what is wrong)."""
+  known, options = OPTIONS[name], {}
+  for item in filter(None, arg.split(",")):
+    key, eq, text = item.partition("=")
+    if key not in known or not eq:
+      valid = ", ".join(f"{k}=NUMBER" for k in known) or "none"
+      return None, f"unknown option {item!r}; valid: {valid} (e.g. ring:radius=2,sigma=0.02)"
+    try:
+      value = known[key](text)
+    except ValueError:
+      return None, f"{key} must be a {known[key].__name__}, got {text!r}"
+    if not value > 0 or not np.isfinite(value):
+      return None, f"{key} must be positive and finite, got {text!r}"
+    options[key] = value
+  return options, None
+
+
+def check(name: str):
+  """The registry's check of `name`'s options (None when they parse)."""
+  return lambda arg: parse_options(name, arg)[1]
 
 
 class ToyDataset:
@@ -71,5 +97,4 @@ class ToyDataset:
 
 def load(name: str, arg: str, opts) -> ToyDataset:
   """The registry's loader (gan_jax.data.DATASETS) of mixture `name`; opts: gan_jax.data.DataOptions."""
-  del arg
-  return ToyDataset(TOY[name](), opts.seed, opts.data_scale)
+  return ToyDataset(TOY[name](**parse_options(name, arg)[0]), opts.seed, opts.data_scale)

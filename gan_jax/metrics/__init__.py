@@ -52,6 +52,10 @@ class MetricSpec:
   compares: bool = True               # compares samples with a real split (evaluate.py: three columns)
   training: bool = True               # can be asked for with --eval_metrics
   evaluate: bool = True               # in evaluate.py's table unless asked otherwise
+  datasets: tuple = ()                # the --dataset names it applies to (empty: every one of its data kinds)
+
+  def applies_to(self, dataset: str) -> bool:
+    return not self.datasets or dataset.partition(":")[0] in self.datasets
 
   def fewest_samples(self, cfg) -> int:
     return self.min_samples(cfg) if callable(self.min_samples) else self.min_samples
@@ -97,6 +101,12 @@ METRICS.register(MetricSpec(
     "modes", "gan_jax.metrics.modes:modes_metric", "PacGAN's mode coverage of a toy mixture (always on)",
     better={"modes": HIGHER, "high_quality": HIGHER, "reverse_kl": LOWER, "mode_counts": None},
     rank=("modes", "reverse_kl"), rank_priority=0, data=(TOY,), needs=frozenset({MIXTURE}), compares=False))
+METRICS.register(MetricSpec(
+    "stacked_modes", "gan_jax.metrics.stacked:stacked_metric", "Stacked MNIST: of the 1,000 modes, those with at least a "
+    "quarter of a uniform share (stacked_modes) or one sample (stacked_modes_any, the papers'), and KL to uniform, "
+    "each channel read by the digit CNN", better={"stacked_modes": HIGHER, "stacked_modes_any": HIGHER,
+                                                  "stacked_kl": LOWER, "stacked_samples": None},
+    rank=("stacked_modes", "stacked_kl"), rank_priority=0, datasets=("stacked_mnist5k",)))
 METRICS.register(MetricSpec(
     "parzen", "gan_jax.metrics.parzen:parzen_metric", "Parzen-window log-likelihood of held-out images "
     "(Goodfellow et al. 2014)", better={"parzen_ll": HIGHER, "parzen_se": None, "parzen_sigma": None},

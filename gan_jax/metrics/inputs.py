@@ -15,7 +15,8 @@ class MetricInputs:
 
   samples:        [N, ...] in data units (toy) or [-1, 1] (images), or None when `fake` is given
   feature_fn:     images -> (logits [N, K], features [N, D]), the image metrics' network
-  fake:           (logits, features) of the samples, when already known (else from feature_fn)
+  fake:           (logits, features) of the samples, when already known, or a function returning them
+                  (else they come from feature_fn)
   real:           (logits, features) of the real split the samples are compared with, or a function
                   returning them (called at first use: metrics that compare nothing never pay for it)
   held_out:       the held-out split (a gan_jax.data Dataset), never trained on
@@ -43,11 +44,13 @@ class MetricInputs:
   @property
   def count(self) -> int:
     """How many samples."""
-    return len(self.samples) if self.samples is not None else len(self._fake[1])
+    return len(self.samples) if self.samples is not None else len(self.fake[1])
 
   @property
   def fake(self):
     """(logits, features) of the samples."""
+    if callable(self._fake):
+      self._fake = self._fake()
     if self._fake is None:
       self._fake = tuple(np.asarray(a) for a in self.feature_fn(self.samples))
     return self._fake

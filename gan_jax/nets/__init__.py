@@ -44,7 +44,14 @@ MODELS.register(ModelSpec(
     convolutional=False, options=("g_hidden", "d_hidden", "d_activation", "maxout_pieces", "d_dropout", "g_output")))
 MODELS.register(ModelSpec(
     "dcgan", "gan_jax.nets.dcgan:build", "the all-convolutional G and D of Radford et al. 2015",
-    convolutional=True, data=(IMAGE,), options=("width",)))
+    convolutional=True, data=(IMAGE,), options=("width", "d_width")))
+MODELS.register(ModelSpec(
+    "dcgan_tf", "gan_jax.nets.dcgan_tf:build", "Radford's DCGAN as carpedm20's TensorFlow code writes it (5x5 kernels, "
+    "four halvings): PacGAN's Stacked MNIST nets in VEEGAN's setting", convolutional=True, data=(IMAGE,),
+    options=("width", "d_width")))
+MODELS.register(ModelSpec(
+    "dcgan_small", "gan_jax.nets.dcgan_tf:build_small", "the small 3x3 DCGAN of the Unrolled GAN paper's Stacked MNIST "
+    "experiment (--width=8 --d_width=2: D = 1/4 G)", convolutional=True, data=(IMAGE,), options=("width", "d_width")))
 
 
 class GANNets(NamedTuple):
@@ -53,6 +60,18 @@ class GANNets(NamedTuple):
   latent_dim: int
   data_shape: tuple         # one sample's shape, e.g. (2,) or (32, 32, 1)
   num_classes: int = 0      # > 0: G and D are conditioned on labels (cfg.conditioning)
+  latent_distribution: str = "normal"  # p_z: normal (N(0, I)) or uniform (U[-1, 1]^d)
+
+
+LATENT_DISTRIBUTIONS = ("normal", "uniform")
+
+
+def draw_latents(distribution: str, key, shape):
+  """z ~ p_z of `shape`: N(0, I) ('normal') or U[-1, 1]^d ('uniform', Goodfellow et al. 2014; VEEGAN)."""
+  import jax
+  if distribution == "uniform":
+    return jax.random.uniform(key, shape, minval=-1.0, maxval=1.0)
+  return jax.random.normal(key, shape)
 
 
 def apply_module(module, params, collections, inputs, train: bool, rng=None, **kwargs):
@@ -100,4 +119,5 @@ def build_nets(cfg, data_shape: Sequence[int], axis_name: Optional[str] = None,
   classes = conditioning_classes(cfg, num_classes)
   opts = net_options(cfg, data_shape, axis_name, classes)
   g, d = resolve(spec.build)(opts, **{name: getattr(cfg, name) for name in spec.options})
-  return GANNets(g, PackedDiscriminator(d, cfg.pack), cfg.latent_dim, tuple(data_shape), classes)
+  return GANNets(g, PackedDiscriminator(d, cfg.pack), cfg.latent_dim, tuple(data_shape), classes,
+                 cfg.latent_distribution)

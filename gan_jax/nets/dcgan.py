@@ -107,13 +107,14 @@ class DCGANDiscriminator(DiscriminatorOptions):
     return (logits, h, class_logits) if features else logits
 
 
-def build(opts, width):
-  """(DCGANGenerator, DCGANDiscriminator) for `opts` (gan_jax.nets.NetOptions) and the base width."""
+def build(opts, width, d_width):
+  """(DCGANGenerator, DCGANDiscriminator) for `opts` (gan_jax.nets.NetOptions), G's base width and D's
+  (0: G's)."""
   res, _, channels = opts.data_shape
   dtype = compute_dtype(opts.compute_dtype)
   return (DCGANGenerator(resolution=res, channels=channels, width=width, bn_axis_name=opts.bn_axis_name,
                          num_classes=opts.num_classes, vbn_reference_size=opts.virtual_batch_norm, dtype=dtype),
-          DCGANDiscriminator(resolution=res, width=width, bn_axis_name=opts.bn_axis_name,
+          DCGANDiscriminator(resolution=res, width=d_width or width, bn_axis_name=opts.bn_axis_name,
                              spectral_norm=opts.spectral_norm, conditioning=opts.conditioning,
                              num_classes=opts.num_classes, minibatch_kernels=opts.minibatch_discrimination,
                              dtype=dtype))

@@ -229,6 +229,14 @@ class DiscriminatorHead(nn.Module):
     return logit, class_logits
 
 
+def head(d: "DiscriminatorOptions", h, labels, train: bool, kernel_init=None):
+  """D's head on its last map h [N, ...] (flattened), built inside d's call: (logit [N], class logits)."""
+  kw = {} if kernel_init is None else {"kernel_init": kernel_init}
+  return DiscriminatorHead(d.conditioning, d.num_classes, d.minibatch_kernels,
+                           dense=lambda width: d.layer(nn.Dense(width, **kw), train),
+                           layer=lambda module: d.layer(module, train))(h.reshape(h.shape[0], -1), labels)
+
+
 def concat_labels(x, labels, num_classes: int):
   """Label conditioning by concatenation (Mirza & Osindero 2014): one-hot(y) joins x.
 
