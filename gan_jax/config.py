@@ -63,8 +63,10 @@ class Config:
   # Data.
   dataset: str = _field("ring", "The data:", SHAPE)
   data_dir: str = _field("", "tfds data_dir (where `tfds build` put the data).", FREE)
-  data_scale: float = _field(1.0, "Toy data: train on x * data_scale; samples are scaled back for metrics.",
-                             TRAJECTORY)
+  data_scale: float = _field(1.0, "Toy data: train on (x - data_shift) * data_scale; samples are mapped back "
+                             "for metrics.", TRAJECTORY)
+  data_shift: float = _field(0.0, "Toy data: subtracted before --data_scale (e.g. the data's mean, so that D's "
+                             "ReLU kinks, all at 0 when initialised, fall inside the data).", TRAJECTORY)
   resolution: int = _field(32, "Image side in pixels for image datasets: " + _names(map(str, RESOLUTIONS)) + ".",
                            SHAPE)
   channels: int = _field(0, "Image channels: 1 or 3; 0: from the data (a folder is RGB if any image has "

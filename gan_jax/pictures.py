@@ -84,7 +84,7 @@ def scatter_png(samples, means, path: str, title: str = "", real=None, surface=N
   _save(fig, path)
 
 
-def figure1_png(curves: dict, mapping, path: str, title: str = ""):
+def figure1_png(curves: dict, mapping, path: str, title: str = "", latents: str = "N(0, 1)"):
   """Goodfellow et al. 2014, Figure 1: p_data (black dots), p_g (green), D (blue dashes), D* (grey)
   over x, and z -> x = G(z) as lines from a lower z axis to the x axis.
 
@@ -105,7 +105,7 @@ def figure1_png(curves: dict, mapping, path: str, title: str = ""):
     ax.plot([a, b], [-0.35, -0.05], color="0.4", lw=0.6)
   ax.axhline(-0.05, color="k", lw=0.8)
   ax.axhline(-0.35, color="k", lw=0.8)
-  ax.text(lo, -0.45, "z (quantiles of N(0, 1), spread over the axis)", fontsize=7)
+  ax.text(lo, -0.45, f"z (quantiles of {latents}, spread over the axis)", fontsize=7)
   ax.set_xlim(lo, hi)
   ax.set_ylim(-0.5, 1.1)
   ax.set_xlabel("x")

@@ -35,10 +35,11 @@ class ToyTask:
   def __init__(self, cfg, dataset=None):
     from gan_jax.data import make_dataset
     self.dataset = dataset or make_dataset(cfg)
-    self.mixture, self.scale = self.dataset.mixture, cfg.data_scale
+    self.mixture, self.scale, self.shift = self.dataset.mixture, cfg.data_scale, cfg.data_shift
     self.eval_samples = cfg.eval_samples
     self.pack, self.seed = cfg.pack, cfg.seed
     self.metrics_path = os.path.join(cfg.workdir, "metrics.jsonl")
+    self.latents_name = "U[-1, 1]" if cfg.latent_distribution == "uniform" else "N(0, 1)"
     self.grid = theory.DensityGrid.for_mixture(self.mixture)
     self._p_grid = None  # p_data on the grid, computed at the first evaluation
     rng = np.random.default_rng([cfg.seed, 2**31 - 2])  # fixed across evaluations, apart from training's
@@ -50,7 +51,11 @@ class ToyTask:
     self.with_theory = cfg.theory_samples > 0 and cfg.conditioning == "none"  # V(D, G) of an unconditional D
 
   def to_data_units(self, x):
-    return x / self.scale
+    return x / self.scale + np.float32(self.shift)
+
+  def to_train_units(self, x):
+    """Data units -> what the networks see: (x - data_shift) * data_scale."""
+    return (x - np.float32(self.shift)) * self.scale
 
   def metrics(self, x, state=None) -> dict:
     """The registry's toy metrics, and `modes_ever`: the modes covered at this or any earlier evaluation
@@ -83,8 +88,8 @@ class ToyTask:
     jsd = theory.jsd_estimate(self.mixture, x_ema, self.grid, self._p_grid)
     jsd_g = (theory.jsd_estimate(self.mixture, x_g, self.grid, self._p_grid) if self.pack == 1 else
              theory.packed_jsd_estimate(self.mixture, x_g, self.pack, np.random.default_rng(self.seed), self.grid))
-    real = probe.d_logits(state, self.theory_reals * self.scale)
-    fake = probe.d_logits(state, x_g * self.scale)
+    real = probe.d_logits(state, self.to_train_units(self.theory_reals))
+    fake = probe.d_logits(state, self.to_train_units(x_g))
     record = {"jsd": jsd, "value_at_optimum": theory.value_at_optimum(jsd_g), "value": theory.value(real, fake)}
     surface = self._surface(probe, state, x_g)
     if self.mixture.dim == 1:  # Figure 1's panel (d): D = 1/2 on mu +- 3 sigma
@@ -100,7 +105,7 @@ class ToyTask:
       axis = np.linspace(-half, half, self.SURFACE)
       points = np.stack(np.meshgrid(axis, axis, indexing="ij"), -1).reshape(-1, 2)
       # A packed D judges tuples: each grid point sits in every slot in turn beside samples of G.
-      d = np.mean([_sigmoid(probe.d_logits(state, _tuples(points, x_g, self.pack, slot) * self.scale))
+      d = np.mean([_sigmoid(probe.d_logits(state, self.to_train_units(_tuples(points, x_g, self.pack, slot))))
                    for slot in range(self.pack)], axis=0)
       return d.reshape(self.SURFACE, self.SURFACE), half
     mean, sigma = float(self.mixture.means[0, 0]), self.mixture.sigma
@@ -108,7 +113,7 @@ class ToyTask:
     p_data = theory.mixture_pdf(self.mixture, x)
     q, _ = theory.kde_on_grid(self.grid, x_g, self.mixture.sigma)
     p_g = theory.kde_lookup(self.grid, q, x)
-    d = np.mean([_sigmoid(probe.d_logits(state, _tuples(x, x_g, self.pack, slot) * self.scale))
+    d = np.mean([_sigmoid(probe.d_logits(state, self.to_train_units(_tuples(x, x_g, self.pack, slot))))
                  for slot in range(self.pack)], axis=0)
     z = np.zeros((25, self.theory_z.shape[1]), np.float32)  # quantiles of z's first coordinate
     z[:, 0] = np.quantile(self.theory_z[:, 0], np.linspace(0.02, 0.98, 25))
@@ -123,7 +128,7 @@ class ToyTask:
     if "jsd" in record:
       title += f", JSD {record['jsd']:.3f}"
     if surface is not None and self.mixture.dim == 1:
-      pictures.figure1_png(*surface, path, title=title)
+      pictures.figure1_png(*surface, path, title=title, latents=self.latents_name)
     else:
       pictures.scatter_png(x, self.mixture.means, path, real=self.dataset.reference_sample(len(x)), title=title,
                            surface=surface)

@@ -61,7 +61,8 @@ class DataOptions:
   resolution: int = 32
   channels: int = 0       # 0: from the data
   data_dir: str = ""      # tfds
-  data_scale: float = 1.0  # toy data trains on x * data_scale
+  data_scale: float = 1.0  # toy data trains on (x - data_shift) * data_scale
+  data_shift: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,7 +146,7 @@ def held_out_dataset(value: str) -> Optional[str]:
 
 def data_options(cfg) -> DataOptions:
   return DataOptions(seed=cfg.seed, resolution=cfg.resolution, channels=cfg.channels, data_dir=cfg.data_dir,
-                     data_scale=cfg.data_scale)
+                     data_scale=cfg.data_scale, data_shift=cfg.data_shift)
 
 
 def make_dataset(cfg) -> Dataset:

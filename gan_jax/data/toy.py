@@ -75,20 +75,21 @@ class ToyDataset:
   """An endless stream of batches; batch `index` is a pure function of (seed, index). The label of a
   point is its mode."""
 
-  def __init__(self, mixture: GaussianMixture, seed: int, scale: float = 1.0):
-    self.mixture, self.seed, self.scale = mixture, seed, scale
+  def __init__(self, mixture: GaussianMixture, seed: int, scale: float = 1.0, shift: float = 0.0):
+    self.mixture, self.seed, self.scale, self.shift = mixture, seed, scale, shift
     self.name = mixture.name
     self.data_shape = (mixture.dim,)
     self.num_classes = len(mixture.means)
 
   def fingerprint(self) -> dict:
-    return {"name": self.name, "means": self.mixture.means.tolist(), "sigma": self.mixture.sigma,
-            "seed": self.seed, "scale": self.scale}
+    identity = {"name": self.name, "means": self.mixture.means.tolist(), "sigma": self.mixture.sigma,
+                "seed": self.seed, "scale": self.scale}
+    return {**identity, "shift": self.shift} if self.shift else identity
 
   def get_batch(self, index: int, batch_size: int, rows: slice = slice(None)):
-    """Global batch `index`, rows `rows` of it: {'x': [b, D] * scale, 'label': [b]}."""
+    """Global batch `index`, rows `rows` of it: {'x': (x [b, D] - shift) * scale, 'label': [b]}."""
     x, modes = self.mixture.sample(np.random.default_rng([self.seed, index]), batch_size)
-    return {"x": x[rows] * np.float32(self.scale), "label": modes[rows]}
+    return {"x": (x[rows] - np.float32(self.shift)) * np.float32(self.scale), "label": modes[rows]}
 
   def reference_sample(self, n: int):
     """n data points from a stream disjoint from the training batches (for plots)."""
@@ -97,4 +98,4 @@ class ToyDataset:
 
 def load(name: str, arg: str, opts) -> ToyDataset:
   """The registry's loader (gan_jax.data.DATASETS) of mixture `name`; opts: gan_jax.data.DataOptions."""
-  return ToyDataset(TOY[name](**parse_options(name, arg)[0]), opts.seed, opts.data_scale)
+  return ToyDataset(TOY[name](**parse_options(name, arg)[0]), opts.seed, opts.data_scale, opts.data_shift)
