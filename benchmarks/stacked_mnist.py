@@ -100,7 +100,7 @@ def table_row(name: str, results) -> str:
 
 
 def write_table(path: str, lines, command: str):
-  published = [f"| {s} | {w} | | {m} +- {dm if dm is not None else '?'} | (papers' count) | {k} +- "
+  published = [f"| {s} | {w} | | | {m} +- {dm if dm is not None else '?'} | {k} +- "
                f"{dk if dk is not None else '?'} | papers' | | published: {src} |" for s, w, m, dm, k, dk, src in PUBLISHED]
   f = floor()
   header = (f"## {time.strftime('%Y-%m-%d')}: {platform.node()} ({os.cpu_count()} CPUs)\n\n`{command}`\n\n"
