@@ -16,16 +16,16 @@ Runs go one at a time (each uses both cores), so the wall times are those of qui
 """
 import argparse
 import collections
-import json
 import os
 import platform
-import subprocess
 import sys
 import time
 
 from gan_jax import xla_cpu
 
 xla_cpu.configure()  # As the entry points do (their run.py subprocesses inherit XLA_FLAGS).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run_once import run_once  # noqa: E402
 import numpy as np  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -56,25 +56,12 @@ def run_one(name: str, seed: int, root: str, papers: bool) -> dict:
   """One run (or its finished result): final stacked metrics, steps, wall seconds."""
   row = ROWS[name]
   steps = row.papers_steps if papers else row.steps
+  flags = [f"--flagfile={row.flagfile}", *row.flags, f"--seed={seed}"]
+  if steps:
+    every = max(steps // 4, 1)
+    flags += [f"--train_steps={steps}", f"--eval_every={every}", f"--checkpoint_every={every}"]
   workdir = os.path.join(root, f"{name}_{steps or 'flagfile'}steps", f"seed{seed}")
-  final, timing = os.path.join(workdir, "eval", "final_metrics.json"), os.path.join(workdir, "wall.json")
-  if not os.path.exists(final):
-    flags = [f"--flagfile={row.flagfile}", *row.flags, f"--seed={seed}", f"--workdir={workdir}", "--compilation_cache="]
-    if steps:
-      every = max(steps // 4, 1)
-      flags += [f"--train_steps={steps}", f"--eval_every={every}", f"--checkpoint_every={every}"]
-    print(" ".join(["run.py", *flags]), flush=True)
-    start = time.perf_counter()
-    done = subprocess.run([sys.executable, os.path.join(REPO, "experiments", "run.py"), *flags], cwd=REPO,
-                          capture_output=True, text=True)
-    if done.returncode:
-      raise RuntimeError(f"{name} seed {seed}: {done.stderr.strip().splitlines()[-1]}")
-    with open(timing, "w") as f:
-      json.dump({"wall_s": time.perf_counter() - start}, f)
-  with open(final) as f:
-    result = json.load(f)
-  wall = json.load(open(timing)) if os.path.exists(timing) else {"wall_s": float("nan")}
-  return {**result, **wall}
+  return run_once(flags, workdir, f"{name} seed {seed}")
 
 
 def floor(samples: int = 26_000) -> dict:
