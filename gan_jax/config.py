@@ -24,6 +24,7 @@ CONDITIONINGS = ("none", "concat", "acgan", "projection")
 NAN_POLICIES = ("stop", "ignore")
 COMPUTE_DTYPES = ("f32", "bf16")
 EMA_STATISTICS = ("running", "ema", "standing")
+REPLICA_MODES = ("auto", "vmap", "loop")
 STANDING_BATCHES = 20  # batches of --batch_size latents for --ema_statistics=standing
 ALIASES = {"precision": "compute_dtype"}  # flag names of earlier versions -> fields (checkpoints too)
 REGISTRIES = {"model": nets.MODELS.describe, "dataset": data.DATASETS.describe, "eval_metrics": metrics.describe}
@@ -60,6 +61,12 @@ class Config:
   """All settings of a run."""
   workdir: str = _field("", "Directory for metrics, samples and checkpoints (required).", FREE)
   seed: int = _field(0, "One seed fixes the whole run: init, latents, data order.", TRAJECTORY)
+  seeds: tuple = _field((), "N runs in one program, e.g. 0,1,2,3,4: run K is the run of --seed=K, its outputs "
+                        "in WORKDIR/seed_K/, the runs' mean +- std in WORKDIR/runs.md (gan_jax/replicas.py); "
+                        "empty: one run of --seed.", SHAPE)
+  replica_mode: str = _field("auto", "How --seeds steps its runs: " + _names(REPLICA_MODES) + " (vmap: one "
+                             "batched step; loop: the runs one after another inside one jit; auto: measured per "
+                             "model and platform, gan_jax/replicas.py).", TRAJECTORY)
   # Data.
   dataset: str = _field("ring", "The data:", SHAPE)
   data_dir: str = _field("", "tfds data_dir (where `tfds build` put the data).", FREE)

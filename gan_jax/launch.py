@@ -162,8 +162,11 @@ class Run:
       state, meta, step = restored
       logging.info("resuming from %s/checkpoints/%d", cfg.workdir, step)
       return state, meta.get("best_score")
-    init = jax.jit(self.init_state, out_shardings=sharding.replicated_sharding(self.mesh))
-    return init(), None
+    return self.fresh_state(), None
+
+  def fresh_state(self):
+    """The state at step 0, by one jitted function, born replicated on the mesh."""
+    return jax.jit(self.init_state, out_shardings=sharding.replicated_sharding(self.mesh))()
 
   def write_run_files(self, start: int):
     """config.json (and config_history.jsonl for accepted changes); metrics records past `start` dropped."""

@@ -20,6 +20,10 @@ def load_run(workdir: str, step: int | None = None, best: bool = False):
   if meta is None:
     raise CheckpointError(
         f"no readable checkpoint{' at step ' + str(step) if step is not None else ''} in {directory}")
+  seeds = (meta.get("config") or {}).get("seeds") if isinstance(meta.get("config"), dict) else None
+  if seeds:
+    raise CheckpointError(f"{directory}/{found} holds {len(seeds)} runs stacked (--seeds); read one of them: "
+                          f"--workdir={os.path.join(workdir, f'seed_{seeds[0]}')} (or seed_<K> for another)")
   cfg, data_shape, num_classes = checked_meta(meta, f"{directory}/{found}")
   nets = build_nets(cfg, data_shape, num_classes=num_classes)
   g_tx, d_tx = make_optimizers(cfg)

@@ -141,7 +141,8 @@ class ToyTask:
       pictures.theory_png([r["step"] for r in records], [r["value"] for r in records],
                           [r["value_at_optimum"] for r in records], [r["jsd"] for r in records],
                           os.path.join(directory, "theory.png"))
-    frames = sorted(f for f in os.listdir(os.path.join(directory, "samples")) if f.startswith("step_"))
+    samples = os.path.join(directory, "samples")  # absent for a --seeds run frozen before its first evaluation
+    frames = sorted(f for f in os.listdir(samples) if f.startswith("step_")) if os.path.isdir(samples) else []
     if self.mixture.dim == 1 and frames:
       pictures.animation([os.path.join(directory, "samples", f) for f in frames],
                          os.path.join(directory, "samples", "figure1.gif"))

@@ -110,7 +110,11 @@ def train_and_evaluate(cfg: config_lib.Config, signals: runtime.Signals | None =
   workdir that fails before its first step leaves no workdir behind. `signals`: the entry point's
   SIGINT / SIGTERM handler (see `preemption_signals`).
   """
-  run = launch.Run(cfg)
+  if cfg.seeds:
+    from gan_jax import replicas  # N runs stacked: the same checks, lock and failure handling
+    run, body = replicas.ReplicaRun(cfg), replicas.train_stacked
+  else:
+    run, body = launch.Run(cfg), _train
   first = call_lengths(cfg, run.spc, 0, 1)
   if first:
     run.check_fits(first[0][1])
@@ -119,7 +123,7 @@ def train_and_evaluate(cfg: config_lib.Config, signals: runtime.Signals | None =
   try:
     with launch.removed_on_failure(cfg.workdir, lambda: run.is_chief and fresh and not progress["stepped"]), \
          run.locked():
-      return _train(run, progress, signals)
+      return body(run, progress, signals)
   except jax.errors.JaxRuntimeError as e:
     if "RESOURCE_EXHAUSTED" not in str(e):
       raise
@@ -145,24 +149,25 @@ def _train(run: launch.Run, progress: dict, signals) -> dict:
     if start >= cfg.train_steps:
       logging.warning("the checkpoint is at step %d, at or past --train_steps=%d: nothing to train; "
                       "keeping or recomputing the final evaluation", start, cfg.train_steps)
-      return _final_outputs(run, evaluator, task, state, None, start)
+      return final_outputs(cfg, run.is_chief, evaluator, task, state, None, start)
     if run.is_chief and start == 0:
       task.write_reals(cfg.workdir)
     outcome = _train_loop(run, evaluator, state, best, start, progress, signals)
   except BaseException:
-    _close_after_failure(run, writer)
+    close_after_failure(run.checkpointer.close, writer.close)
     raise
   run.checkpointer.close()
   writer.close()
   if outcome.preempted:
     return outcome.record
-  return _final_outputs(run, evaluator, task, outcome.state, outcome.record, cfg.train_steps)
+  return final_outputs(cfg, run.is_chief, evaluator, task, outcome.state, outcome.record, cfg.train_steps)
 
 
-def _close_after_failure(run, writer):
-  """Waits for the saves in flight and closes the writers after the loop failed: a second failure
-  (a full disk fails them all) is logged, so the user's one error line is the first failure's."""
-  for close in (run.checkpointer.close, writer.close):
+def close_after_failure(*closers):
+  """Calls each closer (the checkpointers' and writers' close: they wait for the saves in flight) after
+  the loop failed: a second failure (a full disk fails them all) is logged, so the user's one error
+  line is the first failure's."""
+  for close in closers:
     try:
       close()
     except GanJaxError as e:
@@ -194,7 +199,7 @@ def _train_loop(run, evaluator: Evaluator, state, best, start: int, progress: di
   with preemption_signals(signals) as caught:
     while step < cfg.train_steps:
       with between_boundaries():
-        state, bad_step, calls, step = _dispatch_to_boundary(run, state, bad_step, step, caught)
+        state, bad_step, calls, step = dispatch_to_boundary(run, state, bad_step, step, caught)
       metrics = calls[-1][2]
       if int(sharding.to_host(bad_step)) and cfg.nan_policy == "stop":
         raise _nonfinite_error(run, calls, int(sharding.to_host(bad_step)))
@@ -218,7 +223,7 @@ def between_boundaries():
   return jax.transfer_guard_device_to_host(DISPATCH_GUARD)
 
 
-def _dispatch_to_boundary(run, state, bad_step, step: int, caught):
+def dispatch_to_boundary(run, state, bad_step, step: int, caught):
   """Dispatches calls back to back from `step` to the next boundary (or a signal on one process), never
   reading the devices: (state, bad_step, [(first step, steps, metrics)] of the calls, the boundary)."""
   cfg, feed, calls = run.cfg, run.feed, []
@@ -254,13 +259,13 @@ def _preempted(run, state, step: int, best, record, caught) -> _Outcome:
   return _Outcome(state, record, True)
 
 
-def _final_outputs(run, evaluator: Evaluator, task, state, record, step: int) -> dict:
+def final_outputs(cfg, is_chief: bool, evaluator: Evaluator, task, state, record, step: int) -> dict:
   """WORKDIR/eval/final_samples.npy and final_metrics.json ('step' and the task's final metrics).
 
   `record` is the last evaluation's; None on a rerun of a finished run, which keeps the final
   outputs of that step if they are whole, and recomputes them from the restored state otherwise.
   """
-  out = os.path.join(run.cfg.workdir, "eval")
+  out = os.path.join(cfg.workdir, "eval")
   path = os.path.join(out, "final_metrics.json")
   if record is None:
     kept = _read_final(path)
@@ -268,13 +273,13 @@ def _final_outputs(run, evaluator: Evaluator, task, state, record, step: int) ->
       return kept
   samples = evaluator.samples(state)  # A collective: every process takes part.
   if record is None:
-    last = [r for r in workdir.read_records(os.path.join(run.cfg.workdir, "metrics.jsonl")) if r.get("step") == step]
+    last = [r for r in workdir.read_records(os.path.join(cfg.workdir, "metrics.jsonl")) if r.get("step") == step]
     record = {**(last[-1] if last else {}), **task.metrics(samples, state)}
   final = {"step": step, **task.final_metrics({k: v for k, v in record.items() if k != "step"})}
-  if run.is_chief:
+  if is_chief:
     workdir.save_npy(os.path.join(out, "final_samples.npy"), samples)
     workdir.write_json(path, final)
-    task.finish(run.cfg.workdir)
+    task.finish(cfg.workdir)
   return final
 
 

@@ -49,19 +49,9 @@ def guarded_train_step(ctx: StepContext, state: GANState, bad_step, batches, fre
   return new, bad_step, metrics, ok
 
 
-def make_train_fn(ctx: StepContext, mesh, steps_per_call: int, batch_of=None, freeze: bool = True):
-  """A jitted, data-parallel `(state, bad_step, data, inputs) -> (state, bad_step, metrics)`.
-
-  ctx: the step's context with `axis_name` the mesh's data axis and `local_batch` the device's rows.
-  inputs: leaves [steps_per_call, k, B_global, ...] sharded on the batch axis; `batch_of(data,
-  inputs_of_one_step)` makes a step's {'x', 'label'} from them (by default the inputs are the
-  batches). data: arrays every call takes (a dataset resident on the devices), replicated.
-  The state is replicated (P()) and donated; with `freeze` (--nan_policy=stop) `guarded_train_step`
-  keeps it finite, and bad_step carries the first non-finite step across calls. With
-  steps_per_call > 1 the steps run in a `lax.scan` (one dispatch for many steps; not for conv nets
-  on XLA:CPU, see BUILD.md). Metrics are those of the last step, or of the first non-finite step of
-  this call.
-  """
+def per_device_fn(ctx: StepContext, steps_per_call: int, batch_of=None, freeze: bool = True):
+  """`(state, bad_step, data, inputs) -> (state, bad_step, metrics)` of one device, unjitted: the body
+  `make_train_fn` shards (and `replicas.make_replica_train_fn` maps over runs). Arguments as there."""
   batch_of = batch_of or (lambda data, inputs: inputs)
 
   def one(data, carry, inputs):
@@ -77,6 +67,23 @@ def make_train_fn(ctx: StepContext, mesh, steps_per_call: int, batch_of=None, fr
     index = jnp.where(jnp.all(ok), steps_per_call - 1, jnp.argmin(ok))
     return state, bad_step, jax.tree.map(lambda m: m[index], metrics)
 
+  return run
+
+
+def make_train_fn(ctx: StepContext, mesh, steps_per_call: int, batch_of=None, freeze: bool = True):
+  """A jitted, data-parallel `(state, bad_step, data, inputs) -> (state, bad_step, metrics)`.
+
+  ctx: the step's context with `axis_name` the mesh's data axis and `local_batch` the device's rows.
+  inputs: leaves [steps_per_call, k, B_global, ...] sharded on the batch axis; `batch_of(data,
+  inputs_of_one_step)` makes a step's {'x', 'label'} from them (by default the inputs are the
+  batches). data: arrays every call takes (a dataset resident on the devices), replicated.
+  The state is replicated (P()) and donated; with `freeze` (--nan_policy=stop) `guarded_train_step`
+  keeps it finite, and bad_step carries the first non-finite step across calls. With
+  steps_per_call > 1 the steps run in a `lax.scan` (one dispatch for many steps; not for conv nets
+  on XLA:CPU, see BUILD.md). Metrics are those of the last step, or of the first non-finite step of
+  this call.
+  """
+  run = per_device_fn(ctx, steps_per_call, batch_of, freeze)
   sharded = jax.shard_map(run, mesh=mesh, in_specs=(P(), P(), P(), BATCH_SPEC), out_specs=(P(), P(), P()),
                           check_vma=False)
   return jax.jit(sharded, donate_argnums=0)

@@ -42,6 +42,7 @@ def _check_names(cfg: Config):
                       ("g_output", config_lib.OUTPUT_ACTIVATIONS), ("lr_schedule", config_lib.LR_SCHEDULES),
                       ("nan_policy", config_lib.NAN_POLICIES), ("conditioning", config_lib.CONDITIONINGS),
                       ("compute_dtype", config_lib.COMPUTE_DTYPES), ("ema_statistics", config_lib.EMA_STATISTICS),
+                      ("replica_mode", config_lib.REPLICA_MODES),
                       ("latent_distribution", nets.LATENT_DISTRIBUTIONS)):
     _one_of(cfg, flag, names)
   spec = cfg.dataset_spec  # a ConfigError for an unknown name or argument
@@ -74,6 +75,10 @@ def _check_numbers(cfg: Config):
             "eval_samples", "log_every", "checkpoint_every", "keep_checkpoints", "checkpoint_timeout",
             "maxout_pieces", "lr_g", "lr_d", "data_scale")
   require(cfg.seed >= 0, "seed", cfg.seed, "must be >= 0")
+  seeds = ",".join(map(str, cfg.seeds))
+  require(all(s >= 0 for s in cfg.seeds) and len(set(cfg.seeds)) == len(cfg.seeds), "seeds", seeds,
+          "distinct seeds >= 0, comma-separated")
+  require(not (cfg.seeds and cfg.seed), "seeds", seeds, f"replaces --seed={cfg.seed}: pass one of them")
   require(cfg.num_devices >= 0, "num_devices", cfg.num_devices, "must be 0 (all) or positive")
   for flag in ("gp_weight", "r1_weight", "weight_clip", "historical_averaging", "acgan_weight",
                "virtual_batch_norm", "minibatch_discrimination"):

@@ -26,10 +26,11 @@ class DeviceFeed:
   """A `DeviceDataset` resident on the devices; batches gathered by index inside the step."""
   kind = "device"
 
-  def __init__(self, dataset, arrays, mesh, d_steps: int, batch_size: int):
+  def __init__(self, dataset, arrays, mesh, d_steps: int, batch_size: int, data=None):
+    """data: the arrays already on the devices (another seed's feed of the same dataset), or None."""
     self.dataset, self.mesh, self.d_steps, self.batch_size = dataset, mesh, d_steps, batch_size
     self.rows = sharding.process_rows(batch_size)
-    self.data = sharding.replicate(arrays, mesh)
+    self.data = sharding.replicate(arrays, mesh) if data is None else data
     gather = dataset.gather
     self.batch = lambda data, inputs: gather(data, inputs["index"])  # one step's {'x': [k, b, ...], 'label'}
 
@@ -39,9 +40,13 @@ class DeviceFeed:
     return np.stack([np.stack([self.dataset.indices((first_step + s) * k + i, self.batch_size, self.rows)
                                for i in range(k)]) for s in range(num_steps)]).astype(np.int32)
 
-  def inputs(self, first_step: int, num_steps: int, upcoming=()):
+  def local_inputs(self, first_step: int, num_steps: int, upcoming=()):
+    """This process's rows of the call's inputs, on the host."""
     del upcoming  # Indices take microseconds: nothing to prepare ahead.
-    return sharding.shard_batches({"index": self.indices(first_step, num_steps)}, self.mesh)
+    return {"index": self.indices(first_step, num_steps)}
+
+  def inputs(self, first_step: int, num_steps: int, upcoming=()):
+    return sharding.shard_batches(self.local_inputs(first_step, num_steps), self.mesh)
 
   def abstract_inputs(self, num_steps: int):
     """Shapes, dtypes and shardings of `inputs` for a call of num_steps (to compile ahead)."""
@@ -78,8 +83,9 @@ class HostFeed:
   def _make(self, first_step: int, num_steps: int):
     return stacked_batches(self.dataset, first_step, num_steps, self.d_steps, self.batch_size, self.rows)
 
-  def inputs(self, first_step: int, num_steps: int, upcoming=()):
-    """The call's batches on the devices; queues the calls in `upcoming` ((first_step, num_steps), ...)."""
+  def local_inputs(self, first_step: int, num_steps: int, upcoming=()):
+    """This process's rows of the call's batches, on the host; queues the calls in `upcoming`
+    ((first_step, num_steps), ...)."""
     fut = self._pending.pop((first_step, num_steps), None)
     host = fut.result() if fut is not None else self._make(first_step, num_steps)
     for stale in [key for key in self._pending if key[0] < first_step + num_steps]:
@@ -87,7 +93,11 @@ class HostFeed:
     for call in upcoming:
       if call not in self._pending and call[1] > 0:
         self._pending[call] = self._pool.submit(self._make, *call)
-    return sharding.shard_batches(host, self.mesh)
+    return host
+
+  def inputs(self, first_step: int, num_steps: int, upcoming=()):
+    """The call's batches on the devices (see `local_inputs`)."""
+    return sharding.shard_batches(self.local_inputs(first_step, num_steps, upcoming), self.mesh)
 
   @staticmethod
   def batch(data, inputs):
@@ -99,10 +109,11 @@ class HostFeed:
     self._pool.shutdown(wait=False, cancel_futures=True)
 
 
-def make_feed(dataset, mesh, d_steps: int, batch_size: int):
+def make_feed(dataset, mesh, d_steps: int, batch_size: int, data=None):
   """DeviceFeed for a `DeviceDataset` whose arrays fit DEVICE_DATA_LIMIT (read whole first if needed),
-  else HostFeed."""
+  else HostFeed. data: the dataset's arrays already on the devices (`DeviceFeed.data` of another
+  seed's feed: the runs of a --seeds program share one copy)."""
   arrays = dataset.device_arrays(DEVICE_DATA_LIMIT) if isinstance(dataset, DeviceDataset) else None
   if arrays is not None:
-    return DeviceFeed(dataset, arrays, mesh, d_steps, batch_size)
+    return DeviceFeed(dataset, arrays, mesh, d_steps, batch_size, data)
   return HostFeed(dataset, mesh, d_steps, batch_size)

@@ -1,0 +1,119 @@
+"""N runs in one program (--seeds, gan_jax/replicas.py): each run is the run of its seed, resume is
+exact, a non-finite run is frozen while the others go on, the mean +- std table, the refusals."""
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gan_jax import replicas, restore, train
+from gan_jax.errors import CheckpointError, ConfigError, NonFiniteError
+from tests.conftest import toy_config
+from tests.test_checkpoint import assert_same_state
+from tests.test_faults import final, records
+from tests.test_images import image_config
+
+pytestmark = pytest.mark.integration
+
+
+def _state(workdir, step=None):
+  return restore.load_run(str(workdir), step)[2]
+
+
+def _max_difference(a, b) -> float:
+  return max(float(np.max(np.abs(np.asarray(x, np.float64) - np.asarray(y, np.float64))))
+             for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)) if np.size(x))
+
+
+@pytest.mark.parametrize("kind", ["toy", "dcgan"])
+def test_run_k_of_a_seeds_program_is_the_single_run_of_seed_k_bitwise_in_loop_mode(tmp_path, kind):
+  make = (lambda w, **kw: toy_config(w, **kw)) if kind == "toy" else (
+      lambda w, **kw: image_config(w, "mnist5k", train_steps=4, eval_every=2, checkpoint_every=2, **kw))
+  train.train_and_evaluate(make(tmp_path / "program", seeds=(0, 3), replica_mode="loop"))
+  train.train_and_evaluate(make(tmp_path / "single", seed=3))
+  steps = 10 if kind == "toy" else 4
+  assert_same_state(tmp_path / "program" / "seed_3", tmp_path / "single", steps)
+  assert records(tmp_path / "program" / "seed_3") == records(tmp_path / "single")
+  assert final(tmp_path / "program" / "seed_3") == {**final(tmp_path / "single")}
+  # and the other run is another run (the seeds are not mixed up)
+  assert _max_difference(_state(tmp_path / "program" / "seed_0"), _state(tmp_path / "single")) > 1e-2
+
+
+def test_vmap_mode_agrees_with_the_single_run_to_float_rounding(tmp_path):
+  """vmap batches the matmuls (another summation order): not bitwise, but rounding-close after 10
+  steps (measured: ~1e-6 here; the other seed's run differs by > 1e-2)."""
+  train.train_and_evaluate(toy_config(tmp_path / "program", seeds=(0, 3), replica_mode="vmap"))
+  train.train_and_evaluate(toy_config(tmp_path / "single", seed=3))
+  assert _max_difference(_state(tmp_path / "program" / "seed_3"), _state(tmp_path / "single")) < 1e-4
+
+
+def test_a_resumed_program_ends_bitwise_where_an_uninterrupted_one_does(tmp_path):
+  kw = dict(seeds=(1, 2), replica_mode="vmap", train_steps=20)
+  train.train_and_evaluate(toy_config(tmp_path / "straight", **kw))
+  train.train_and_evaluate(toy_config(tmp_path / "resumed", **{**kw, "train_steps": 10}))
+  train.train_and_evaluate(toy_config(tmp_path / "resumed", **kw))
+  for seed in (1, 2):
+    assert_same_state(tmp_path / "straight" / f"seed_{seed}", tmp_path / "resumed" / f"seed_{seed}", 20)
+    assert records(tmp_path / "straight" / f"seed_{seed}") == records(tmp_path / "resumed" / f"seed_{seed}")
+  table = json.loads((tmp_path / "resumed" / "runs.json").read_text())
+  assert [row["step"] for row in table["evaluations"]] == [5, 10, 15, 20]
+
+
+def test_a_frozen_run_keeps_its_state_while_the_others_train(tmp_path, monkeypatch):
+  """Seed 1 frozen from the start (as after a non-finite step): its state stays the initial one, it is
+  reported as not finished, and seed 0 is still the single run of seed 0."""
+  monkeypatch.setattr(replicas.ReplicaRun, "bad_steps", lambda self: np.array([0, 1], np.int32))
+  summary = train.train_and_evaluate(toy_config(tmp_path / "program", seeds=(0, 1), replica_mode="loop"))
+  train.train_and_evaluate(toy_config(tmp_path / "single", seed=0))
+  assert_same_state(tmp_path / "program" / "seed_0", tmp_path / "single", 10)
+  assert summary[0]["finished"] and not summary[1]["finished"]
+  assert int(_state(tmp_path / "program" / "seed_1", 0).step) == 0
+  assert "no (frozen: non-finite)" in (tmp_path / "program" / "runs.md").read_text()
+
+
+def test_when_every_run_is_frozen_the_program_stops_naming_them(tmp_path, monkeypatch):
+  monkeypatch.setattr(replicas.ReplicaRun, "bad_steps", lambda self: np.array([3, 4], np.int32))
+  with pytest.raises(NonFiniteError, match=r"every run went non-finite \(seed 5 at step 3, seed 6 at step 4\)"):
+    train.train_and_evaluate(toy_config(tmp_path / "program", seeds=(5, 6)))
+
+
+@pytest.mark.parametrize("mode", ["vmap", "loop"])
+def test_the_stacked_step_freezes_exactly_the_runs_with_a_bad_step(tmp_path, mode):
+  run = replicas.ReplicaRun(toy_config(tmp_path, seeds=(0, 1), replica_mode=mode))
+  state = run.fresh_state()
+  before = jax.tree.map(np.asarray, state)
+  bad = jnp.array([0, 7], jnp.int32)
+  first, n = 0, 5
+  new, bad_after, _ = run.train_fn(n)(state, bad, run.feed.data, run.feed.inputs(first, n))
+  assert np.array_equal(np.asarray(bad_after), [0, 7])
+  moved = [_max_difference(replicas.unstack(new, r), replicas.unstack(before, r)) for r in (0, 1)]
+  assert moved[0] > 0 and moved[1] == 0
+  run.feed.close()
+
+
+def test_the_table_holds_mean_and_sample_std_of_every_metric_at_each_evaluation():
+  rows = replicas.summarize({0: [{"step": 5, "modes": 8, "jsd": 0.1}, {"step": 10, "modes": 6}],
+                             1: [{"step": 5, "modes": 6, "jsd": 0.3, "name": "x"}]})
+  assert rows[0]["step"] == 5 and rows[0]["runs"] == 2
+  assert rows[0]["metrics"]["modes"] == (7.0, pytest.approx(np.sqrt(2.0)))
+  assert rows[0]["metrics"]["jsd"] == (pytest.approx(0.2), pytest.approx(np.sqrt(0.02)))
+  assert "name" not in rows[0]["metrics"]
+  assert rows[1] == {"step": 10, "runs": 1, "metrics": {"modes": (6.0, 0.0)}}
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (dict(seeds=(1, 1)), r"--seeds=1,1: distinct seeds >= 0"),
+    (dict(seeds=(0, 1), seed=4), r"--seeds=0,1: replaces --seed=4: pass one of them"),
+    (dict(seeds=(0, 1), replica_mode="scan"), r"--replica_mode=scan")])
+def test_bad_seeds_are_refused(tmp_path, overrides, message):
+  with pytest.raises(ConfigError, match=message):
+    train.train_and_evaluate(toy_config(tmp_path / "w", **overrides))
+  assert not (tmp_path / "w").exists()
+
+
+def test_the_program_directory_points_evaluate_and_sample_to_a_run(tmp_path):
+  train.train_and_evaluate(toy_config(tmp_path, seeds=(2, 4), train_steps=5))
+  with pytest.raises(CheckpointError, match=r"holds 2 runs stacked \(--seeds\); read one of them: --workdir=.*seed_2"):
+    restore.load_run(str(tmp_path))
+  assert restore.load_run(str(tmp_path / "seed_4"))[0].seed == 4
