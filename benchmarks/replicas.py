@@ -48,7 +48,7 @@ def steps_per_second(cfg: Config, calls: int) -> float:
   """Best of 3 rounds: program steps per second of `calls` compiled calls (after 2 warm-up calls)."""
   run = replicas.ReplicaRun(cfg) if cfg.seeds else launch.Run(cfg)
   state = run.fresh_state()
-  bad = sharding.replicate(np.zeros((len(cfg.seeds),) if cfg.seeds else (), np.int32), run.mesh)
+  bad = sharding.replicate(run.bad_steps() if cfg.seeds else np.zeros((), np.int32), run.mesh)
   fn, spc, step, best = run.train_fn(run.spc), run.spc, 0, 0.0
   for rounds in range(4):
     start = time.perf_counter()

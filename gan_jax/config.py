@@ -25,6 +25,10 @@ NAN_POLICIES = ("stop", "ignore")
 COMPUTE_DTYPES = ("f32", "bf16")
 EMA_STATISTICS = ("running", "ema", "standing")
 REPLICA_MODES = ("auto", "vmap", "loop")
+# --sweep's fields: scalars the step reads only as numbers (learning rates, loss weights), so one
+# compiled step serves every value (gan_jax/replicas.py).
+SWEEPABLE = ("lr_g", "lr_d", "gp_weight", "r1_weight", "acgan_weight", "label_smoothing")
+SWEEP_OFF_AT_ZERO = ("gp_weight", "r1_weight")  # 0 removes the term from the step: no sweep value
 STANDING_BATCHES = 20  # batches of --batch_size latents for --ema_statistics=standing
 ALIASES = {"precision": "compute_dtype"}  # flag names of earlier versions -> fields (checkpoints too)
 REGISTRIES = {"model": nets.MODELS.describe, "dataset": data.DATASETS.describe, "eval_metrics": metrics.describe}
@@ -64,6 +68,8 @@ class Config:
   seeds: tuple = _field((), "N runs in one program, e.g. 0,1,2,3,4: run K is the run of --seed=K, its outputs "
                         "in WORKDIR/seed_K/, the runs' mean +- std in WORKDIR/runs.md (gan_jax/replicas.py); "
                         "empty: one run of --seed.", SHAPE)
+  sweep: str = _field("", "One scalar swept in one program, e.g. lr_d=1e-4,2e-4,4e-4 (with --seeds: every "
+                      "value for every seed); sweepable: " + ", ".join(SWEEPABLE) + ".", SHAPE)
   replica_mode: str = _field("auto", "How --seeds steps its runs: " + _names(REPLICA_MODES) + " (vmap: one "
                              "batched step; loop: the runs one after another inside one jit; auto: measured per "
                              "model and platform, gan_jax/replicas.py).", TRAJECTORY)
@@ -231,6 +237,22 @@ def to_dict(cfg: Config) -> dict:
   """JSON-ready: tuples become lists."""
   d = dataclasses.asdict(cfg)
   return {k: list(v) if isinstance(v, tuple) else v for k, v in d.items()}
+
+
+def parse_sweep(text: str):
+  """'lr_d=1e-4,2e-4' -> ('lr_d', (1e-4, 2e-4)); raises ValueError naming what is wrong."""
+  name, sep, values = text.partition("=")
+  if not sep or name not in SWEEPABLE:
+    raise ValueError(f"a sweep is name=v1,v2,... with name one of {', '.join(SWEEPABLE)}")
+  try:
+    numbers = tuple(float(v) for v in values.split(","))
+  except ValueError:
+    raise ValueError(f"the values of {name} must be numbers, comma-separated") from None
+  if len(set(numbers)) != len(numbers):
+    raise ValueError("the values must be distinct")
+  if name in SWEEP_OFF_AT_ZERO and not all(numbers):
+    raise ValueError(f"{name}=0 removes the term from the step: sweep values above 0 (run 0 on its own)")
+  return name, numbers
 
 
 def config_from_dict(d: dict) -> Config:

@@ -33,7 +33,7 @@ from gan_jax.data.feed import make_feed
 from gan_jax.errors import NonFiniteError
 from gan_jax.nets import MODELS
 from gan_jax.sharding import DATA_AXIS, P
-from gan_jax.state import create_state
+from gan_jax.state import create_state, make_optimizers
 from gan_jax.steps import make_context
 from gan_jax.train_fn import per_device_fn
 
@@ -41,13 +41,32 @@ REPLICA_BATCH_SPEC = P(None, None, None, DATA_AXIS)  # [R, steps, k, B, ...]: ro
 REPLICA_MODE = {"cpu_convolutional": "loop", "default": "vmap"}  # measured: benchmarks/results/replicas.md
 
 
-def run_config(cfg, seed: int):
-  """The single run's config of `seed` in a --seeds program: its --seed, its workdir WORKDIR/seed_K."""
-  return dataclasses.replace(cfg, seed=seed, seeds=(), workdir=run_dir(cfg.workdir, seed))
+def program_runs(cfg):
+  """[(name, config)] of the program's runs: each the single run's config (its --seed and swept value,
+  its workdir WORKDIR/<name>), named seed_K, or <field>_<value>_seed_K under --sweep; every value for
+  every seed, values outermost."""
+  seeds = cfg.seeds or (cfg.seed,)
+  field, values = config_lib.parse_sweep(cfg.sweep) if cfg.sweep else (None, (None,))
+  runs = []
+  for value in values:
+    for seed in seeds:
+      name = f"seed_{seed}" if field is None else f"{field}_{value:g}_seed_{seed}"
+      swept = {field: value} if field else {}
+      runs.append((name, dataclasses.replace(cfg, seed=seed, seeds=(), sweep="", workdir=os.path.join(
+          cfg.workdir, name), **swept)))
+  return runs
 
 
-def run_dir(program_dir: str, seed: int) -> str:
-  return os.path.join(program_dir, f"seed_{seed}")
+def groups(cfg) -> dict:
+  """{label: [run names]}: the runs that a row of runs.md averages (one group per swept value)."""
+  runs = program_runs(cfg)
+  if not cfg.sweep:
+    return {"all runs": [name for name, _ in runs]}
+  field = config_lib.parse_sweep(cfg.sweep)[0]
+  out = {}
+  for name, c in runs:
+    out.setdefault(f"{field}={getattr(c, field):g}", []).append(name)
+  return out
 
 
 def stack(trees):
@@ -69,21 +88,48 @@ def replica_mode(requested: str, model_spec, platform: str) -> str:
   return REPLICA_MODE["cpu_convolutional" if conv_cpu else "default"]
 
 
-def make_replica_train_fn(ctx, mesh, steps_per_call: int, replicas: int, mode: str, batch_of=None,
-                          freeze: bool = True):
+def make_replica_train_fn(contexts, mesh, steps_per_call: int, mode: str, batch_of=None, freeze: bool = True,
+                          swept=None):
   """`train_fn.make_train_fn` over R stacked runs: (state [R, ...], bad_step int32 [R], data, inputs
   leaves [R, steps, k, B, ...]) -> (state, bad_step, metrics [R]). data (the resident dataset) is
-  shared by the runs; `mode` 'vmap' maps the one-run body, 'loop' unrolls it R times in the jit."""
-  run = per_device_fn(ctx, steps_per_call, batch_of, freeze)
-  if mode == "vmap":
-    body = jax.vmap(run, in_axes=(0, 0, None, 0))
-  else:
+  shared by the runs. contexts: each run's StepContext. 'loop' unrolls the one-run body R times in
+  the jit, each with its run's context (bit for bit the single runs' steps); 'vmap' maps one body
+  over the runs: with a sweep, `swept` = (values [R], value -> StepContext) makes the context of a
+  traced value, otherwise the runs share contexts[0]."""
+  bodies = [per_device_fn(ctx, steps_per_call, batch_of, freeze) for ctx in contexts]
+  if mode == "loop":
     def body(state, bad_step, data, inputs):
-      outs = [run(unstack(state, r), bad_step[r], data, unstack(inputs, r)) for r in range(replicas)]
+      outs = [run(unstack(state, r), bad_step[r], data, unstack(inputs, r)) for r, run in enumerate(bodies)]
       return tuple(stack(parts) for parts in zip(*outs))
+  elif swept is None:
+    body = jax.vmap(bodies[0], in_axes=(0, 0, None, 0))
+  else:
+    values, context_of = swept
+
+    def one(state, bad_step, data, inputs, value):
+      return per_device_fn(context_of(value), steps_per_call, batch_of, freeze)(state, bad_step, data, inputs)
+
+    def body(state, bad_step, data, inputs):
+      return jax.vmap(one, in_axes=(0, 0, None, 0, 0))(state, bad_step, data, inputs, jnp.asarray(values))
   sharded = jax.shard_map(body, mesh=mesh, in_specs=(P(), P(), P(), REPLICA_BATCH_SPEC),
                           out_specs=(P(), P(), P()), check_vma=False)
   return jax.jit(sharded, donate_argnums=0)
+
+
+class Swept:
+  """A penalty weight traced through a vmapped --sweep: a number in the arithmetic, and on (truthy) in
+  every run, as config.parse_sweep admits no 0 for it (0 would remove the term from the step)."""
+
+  def __init__(self, value):
+    self.value = value
+
+  def __bool__(self):
+    return True
+
+  def __mul__(self, other):
+    return self.value * other
+
+  __rmul__ = __mul__
 
 
 class ReplicaFeed:
@@ -113,10 +159,13 @@ class ReplicaFeed:
 
 
 class ReplicaRun(launch.Run):
-  """launch.Run for a --seeds program: the same checks in the same order, on the stacked state."""
+  """launch.Run for a --seeds / --sweep program: the same checks in the same order, on the stacked state."""
 
   def __init__(self, cfg):
-    self.run_cfgs = [run_config(cfg, s) for s in cfg.seeds]
+    config_lib.validate(cfg)
+    self.names, self.run_cfgs = zip(*program_runs(cfg))
+    for c in self.run_cfgs:  # a swept value the field does not take is refused as that flag
+      config_lib.validate(c)
     super().__init__(cfg)  # validates cfg, reads the first seed's data, builds nets, mesh, first feed
     self.datasets = [data_lib.make_dataset(c) for c in self.run_cfgs]
     feeds = [make_feed(d, self.mesh, cfg.d_steps, cfg.batch_size, data=self.feed.data) for d in self.datasets]
@@ -132,28 +181,39 @@ class ReplicaRun(launch.Run):
 
   def init_state(self):
     """The stacked state (for shapes): run K's state is `create_state(PRNGKey(K))`."""
-    return stack([self._single_init(jax.random.PRNGKey(s)) for s in self.cfg.seeds])
+    return stack([self._single_init(jax.random.PRNGKey(c.seed)) for c in self.run_cfgs])
 
   def fresh_state(self):
     """Each run's state by the single run's jitted init (bit for bit that run's), then stacked."""
     init = jax.jit(self._single_init)
-    states = [init(jax.random.PRNGKey(s)) for s in self.cfg.seeds]
+    states = [init(jax.random.PRNGKey(c.seed)) for c in self.run_cfgs]
     return sharding.replicate(jax.jit(stack)(states), self.mesh)
 
   def bad_steps(self):
     """int32 [R]: each run's first non-finite step (0: none), restored from the checkpoint's metadata."""
-    return np.array([self.frozen.get(str(s), 0) for s in self.cfg.seeds], np.int32)
+    return np.array([self.frozen.get(name, 0) for name in self.names], np.int32)
 
   def train_fn(self, num_steps: int):
     if num_steps not in self.fns:
       cfg = self.cfg
-      ctx = make_context(cfg, self.nets, self.g_tx, self.d_tx, DATA_AXIS, self.mesh.size)
-      fn = make_replica_train_fn(ctx, self.mesh, num_steps, len(cfg.seeds), self.mode, self.feed.batch,
-                                 freeze=cfg.nan_policy == "stop")
-      bad = jax.ShapeDtypeStruct((len(cfg.seeds),), np.int32, sharding=sharding.replicated_sharding(self.mesh))
+      fn = make_replica_train_fn([self._context(c) for c in self.run_cfgs], self.mesh, num_steps, self.mode,
+                                 self.feed.batch, freeze=cfg.nan_policy == "stop", swept=self._swept())
+      bad = jax.ShapeDtypeStruct((len(self.names),), np.int32, sharding=sharding.replicated_sharding(self.mesh))
       self.fns[num_steps] = fn.lower(self.abstract_state, bad, self.feed.data,
                                      self.feed.abstract_inputs(num_steps)).compile()
     return self.fns[num_steps]
+
+  def _context(self, cfg):
+    return make_context(cfg, self.nets, *make_optimizers(cfg), DATA_AXIS, self.mesh.size)
+
+  def _swept(self):
+    """(values [R], value -> StepContext) of a --sweep, for vmap: the context of a traced value."""
+    if not self.cfg.sweep:
+      return None
+    field = config_lib.parse_sweep(self.cfg.sweep)[0]
+    wrap = Swept if field in config_lib.SWEEP_OFF_AT_ZERO else (lambda v: v)
+    values = np.array([getattr(c, field) for c in self.run_cfgs], np.float32)
+    return values, lambda value: self._context(dataclasses.replace(self.cfg, **{field: wrap(value)}))
 
   def meta(self, step, best, extra=None):
     return super().meta(step, best, {"frozen": self.frozen, **(extra or {})})
@@ -169,7 +229,7 @@ class Member:
 
   def __init__(self, run: ReplicaRun, r: int, sampling_nets):
     self.index, self.cfg = r, run.run_cfgs[r]
-    self.seed = self.cfg.seed
+    self.name = run.names[r]
     self.writer = writers.MetricWriter(self.cfg.workdir, enabled=run.is_chief)
     self.task = tasks.make_task(self.cfg, run.datasets[r], run.feature, run.nets)
     self.evaluator = train.Evaluator(self.cfg, sampling_nets, self.task, self.cfg.workdir, self.writer)
@@ -188,16 +248,16 @@ def train_stacked(run: ReplicaRun, progress: dict, signals) -> dict:
   """train._train for the stacked runs: restore or init, loop, each run's final outputs, runs.md."""
   cfg = run.cfg
   state, best = run.restore_or_init()
-  best = best or [None] * len(cfg.seeds)
+  best = best or [None] * len(run.names)
   start = int(np.max(sharding.to_host(state.step)))  # a frozen run's counter stopped at its freeze
   sampling_nets = run.sampling_nets()
-  members = [Member(run, r, sampling_nets) for r in range(len(cfg.seeds))]
+  members = [Member(run, r, sampling_nets) for r in range(len(run.names))]
   if run.is_chief:
     run.write_run_files(start)
     for m in members:
       m.write_run_files(start)
-  logging.info("%d runs stacked (seeds %s, %s), %d %s devices, global batch %d each", len(members),
-               ",".join(map(str, cfg.seeds)), run.mode, run.mesh.size, jax.default_backend(), cfg.batch_size)
+  logging.info("%d runs stacked (%s; %s), %d %s devices, global batch %d each", len(members),
+               ", ".join(run.names), run.mode, run.mesh.size, jax.default_backend(), cfg.batch_size)
   try:
     preempted = False
     if start < cfg.train_steps:
@@ -240,7 +300,7 @@ def _loop(run, members, state, best, start: int, progress: dict, signals):
 
 def _active(run) -> list:
   """Indices of the runs still training (not frozen by the NaN guard)."""
-  return [r for r, s in enumerate(run.cfg.seeds) if str(s) not in run.frozen or run.cfg.nan_policy != "stop"]
+  return [r for r, name in enumerate(run.names) if name not in run.frozen or run.cfg.nan_policy != "stop"]
 
 
 def _mean_over(metrics, rows) -> dict:
@@ -251,17 +311,17 @@ def _note_nonfinite(run, bad_steps):
   """Records and reports each run's first non-finite step (once); under --nan_policy=stop that run is
   frozen, and when every run is, the program stops with one error naming them."""
   cfg = run.cfg
-  for seed, bad in zip(cfg.seeds, bad_steps):
-    if bad and str(seed) not in run.frozen:
-      run.frozen[str(seed)] = int(bad)
+  for name, bad in zip(run.names, bad_steps):
+    if bad and name not in run.frozen:
+      run.frozen[name] = int(bad)
       then = ("frozen at its last finite state; the other runs go on" if cfg.nan_policy == "stop" else
               "--nan_policy=ignore: it goes on")
-      logging.warning("run seed %d: non-finite loss or gradient at step %d; %s", seed, bad, then)
-  if cfg.nan_policy == "stop" and len(run.frozen) == len(cfg.seeds):
+      logging.warning("run %s: non-finite loss or gradient at step %d; %s", name, bad, then)
+  if cfg.nan_policy == "stop" and len(run.frozen) == len(run.names):
     latest = run.checkpointer.latest_step()
     kept = (f"the newest checkpoint (step {latest}) holds the last finite states" if latest is not None
             else "no checkpoint had been written yet")
-    where = ", ".join(f"seed {s} at step {b}" for s, b in run.frozen.items())
+    where = ", ".join(f"{name} at step {b}" for name, b in run.frozen.items())
     raise NonFiniteError(f"every run went non-finite ({where}); training stopped and nothing was saved from "
                          f"these steps; {kept}. Lower --lr_g/--lr_d or change --loss, then rerun (it resumes).")
 
@@ -279,7 +339,7 @@ def _evaluate_and_save(run, members, state, step: int, best, metrics):
         best[r] = list(score)
         m.checkpointer.save(step, state_r, run.run_meta(r, step, best[r], {"record": m.record}), best=True)
     if run.is_chief:
-      write_summary(cfg.workdir, cfg.seeds)
+      write_summary(cfg)
   if step % cfg.checkpoint_every == 0 or step == cfg.train_steps:
     run.checkpointer.save(step, state, run.meta(step, best))
   return best
@@ -294,19 +354,19 @@ def _finish(run, members, state, best) -> dict:
     record = m.record if step == run.cfg.train_steps and m.record else None
     final = train.final_outputs(m.cfg, run.is_chief, m.evaluator, m.task, state_r, record, step)
     m.checkpointer.save(step, state_r, run.run_meta(m.index, step, best[m.index]))
-    finals[m.seed] = {**final, "finished": str(m.seed) not in run.frozen or run.cfg.nan_policy != "stop"}
+    finals[m.name] = {**final, "finished": m.name not in run.frozen or run.cfg.nan_policy != "stop"}
   if run.is_chief:
-    write_summary(run.cfg.workdir, run.cfg.seeds, finals)
+    write_summary(run.cfg, finals)
   return finals
 
 
-def summarize(records_by_seed: dict) -> list:
+def summarize(records_by_run: dict) -> list:
   """[{step, runs, metrics: {name: (mean, std)}}] per evaluation step, over the runs that reached it:
   every numeric scalar of their records; std is the sample standard deviation (ddof 1; 0 for one run)."""
-  steps = sorted({r["step"] for records in records_by_seed.values() for r in records})
+  steps = sorted({r["step"] for records in records_by_run.values() for r in records})
   rows = []
   for step in steps:
-    at = [r for records in records_by_seed.values() for r in records if r["step"] == step]
+    at = [r for records in records_by_run.values() for r in records if r["step"] == step]
     names = sorted({k for r in at for k, v in r.items() if k != "step" and _is_number(v)})
     stats = {}
     for name in names:
@@ -320,24 +380,31 @@ def _is_number(v) -> bool:
   return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def write_summary(program_dir: str, seeds, finals=None):
-  """WORKDIR/runs.json and runs.md: `summarize` of the runs' metrics.jsonl, and (at the end) each run's
-  final metrics with whether it finished. Rebuilt whole from the runs' files, so a resume rewrites it."""
-  records = {s: workdir.read_records(os.path.join(run_dir(program_dir, s), "metrics.jsonl")) for s in seeds}
-  rows = summarize(records)
-  workdir.write_json(os.path.join(program_dir, "runs.json"), workdir.strict_json(
-      {"seeds": list(seeds), "evaluations": rows, "final": finals}))
-  names = sorted({n for row in rows for n in row["metrics"]})
-  lines = [f"# {len(seeds)} runs (seeds {', '.join(map(str, seeds))}): mean +- std (ddof 1) over the runs at "
-           "each evaluation", "", "| step | runs | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
-  for row in rows:
-    cells = [f"{row['metrics'][n][0]:.4g} +- {row['metrics'][n][1]:.2g}" if n in row["metrics"] else ""
-             for n in names]
-    lines.append(f"| {row['step']} | {row['runs']} | " + " | ".join(cells) + " |")
+def write_summary(cfg, finals=None):
+  """WORKDIR/runs.json and runs.md: `summarize` of the runs' metrics.jsonl per group (per swept value),
+  and at the end each run's final metrics and whether it finished. Rebuilt whole from the runs' files,
+  so a resume rewrites it."""
+  tables, lines = {}, []
+  for label, names in groups(cfg).items():
+    records = {n: workdir.read_records(os.path.join(cfg.workdir, n, "metrics.jsonl")) for n in names}
+    tables[label] = rows = summarize(records)
+    lines += [f"## {label}: {len(names)} runs ({', '.join(names)}), mean +- std (ddof 1) at each evaluation", "",
+              *_markdown(rows), ""]
+  workdir.write_json(os.path.join(cfg.workdir, "runs.json"), {"groups": groups(cfg), "evaluations": tables,
+                                                              "final": finals})
   if finals:
-    lines += ["", "## Final metrics per run", "", "| seed | finished | step | metrics |", "|---|---|---|---|"]
-    for seed, final in finals.items():
+    lines += ["## Final metrics per run", "", "| run | finished | step | metrics |", "|---|---|---|---|"]
+    for name, final in finals.items():
       shown = ", ".join(f"{k} {v:.4g}" for k, v in final.items() if _is_number(v) and k != "step")
-      lines.append(f"| {seed} | {'yes' if final['finished'] else 'no (frozen: non-finite)'} | {final['step']} | "
+      lines.append(f"| {name} | {'yes' if final['finished'] else 'no (frozen: non-finite)'} | {final['step']} | "
                    f"{shown} |")
-  workdir.write_atomic(os.path.join(program_dir, "runs.md"), lambda f: f.write("\n".join(lines) + "\n"))
+  workdir.write_atomic(os.path.join(cfg.workdir, "runs.md"), lambda f: f.write("\n".join(lines) + "\n"))
+
+
+def _markdown(rows) -> list:
+  names = sorted({n for row in rows for n in row["metrics"]})
+  lines = ["| step | runs | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+  for row in rows:
+    cells = [f"{row['metrics'][n][0]:.4g} +- {row['metrics'][n][1]:.2g}" if n in row["metrics"] else "" for n in names]
+    lines.append(f"| {row['step']} | {row['runs']} | " + " | ".join(cells) + " |")
+  return lines

@@ -4,6 +4,7 @@ import os
 import jax
 
 from gan_jax import checkpoint as ckpt_lib
+from gan_jax import config as config_lib
 from gan_jax import validation
 from gan_jax.errors import CheckpointError, ConfigError
 from gan_jax.nets import build_nets
@@ -20,10 +21,12 @@ def load_run(workdir: str, step: int | None = None, best: bool = False):
   if meta is None:
     raise CheckpointError(
         f"no readable checkpoint{' at step ' + str(step) if step is not None else ''} in {directory}")
-  seeds = (meta.get("config") or {}).get("seeds") if isinstance(meta.get("config"), dict) else None
-  if seeds:
-    raise CheckpointError(f"{directory}/{found} holds {len(seeds)} runs stacked (--seeds); read one of them: "
-                          f"--workdir={os.path.join(workdir, f'seed_{seeds[0]}')} (or seed_<K> for another)")
+  saved = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+  if saved.get("seeds") or saved.get("sweep"):
+    from gan_jax import replicas
+    names = [name for name, _ in replicas.program_runs(config_lib.config_from_dict(saved))]
+    raise CheckpointError(f"{directory}/{found} holds {len(names)} runs stacked (--seeds / --sweep); read one of "
+                          f"them: --workdir={os.path.join(workdir, names[0])} (the others: {', '.join(names[1:])})")
   cfg, data_shape, num_classes = checked_meta(meta, f"{directory}/{found}")
   nets = build_nets(cfg, data_shape, num_classes=num_classes)
   g_tx, d_tx = make_optimizers(cfg)

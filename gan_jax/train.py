@@ -110,7 +110,7 @@ def train_and_evaluate(cfg: config_lib.Config, signals: runtime.Signals | None =
   workdir that fails before its first step leaves no workdir behind. `signals`: the entry point's
   SIGINT / SIGTERM handler (see `preemption_signals`).
   """
-  if cfg.seeds:
+  if cfg.seeds or cfg.sweep:
     from gan_jax import replicas  # N runs stacked: the same checks, lock and failure handling
     run, body = replicas.ReplicaRun(cfg), replicas.train_stacked
   else:

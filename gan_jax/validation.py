@@ -79,6 +79,13 @@ def _check_numbers(cfg: Config):
   require(all(s >= 0 for s in cfg.seeds) and len(set(cfg.seeds)) == len(cfg.seeds), "seeds", seeds,
           "distinct seeds >= 0, comma-separated")
   require(not (cfg.seeds and cfg.seed), "seeds", seeds, f"replaces --seed={cfg.seed}: pass one of them")
+  if cfg.sweep:
+    try:
+      name, _ = config_lib.parse_sweep(cfg.sweep)
+    except ValueError as e:
+      raise ConfigError("sweep", cfg.sweep, str(e)) from None
+    require(name != "acgan_weight" or cfg.conditioning == "acgan", "sweep", cfg.sweep,
+            "acgan_weight weighs the AC-GAN terms: needs --conditioning=acgan")
   require(cfg.num_devices >= 0, "num_devices", cfg.num_devices, "must be 0 (all) or positive")
   for flag in ("gp_weight", "r1_weight", "weight_clip", "historical_averaging", "acgan_weight",
                "virtual_batch_norm", "minibatch_discrimination"):
