@@ -1,15 +1,17 @@
 """Which trick cures mode collapse? Every variant on the ring and the grid, 5 seeds, one table.
 
   python benchmarks/mode_coverage.py [--datasets=ring,grid] [--variants=vanilla,best,...]
-      [--seeds=0,1,2,3,4] [--train_steps=N] [--root=/tmp/mode_coverage]
+      [--seeds=0,1,2,3,4] [--train_steps=N] [--root=/tmp/mode_coverage] [--processes]
       [--output=benchmarks/results/mode_coverage.md]
 
 PacGAN's protocol (Lin et al. 2018): after training, 2,500 samples of (the EMA of) G; a sample is of
 high quality within 3 sigma of its nearest mode; a mode is covered when a high-quality sample falls
-on it; reverse KL between the modes' histogram and the uniform distribution. Each run is
-`experiments/run.py --flagfile=<ring.flags | grid_best.flags> <variant's flags> --seed=S`, in its own
-workdir under --root; a run whose eval/final_metrics.json exists is not run again, so an interrupted
-sweep resumes and a table can be grown a few rows at a time. The table (mean +- standard error over
+on it; reverse KL between the modes' histogram and the uniform distribution. Each row's seeds train
+as one program, `experiments/run.py --flagfile=<ring.flags | grid_best.flags> <variant's flags>
+--seeds=0,1,2,3,4` (gan_jax/replicas.py; its s/run is the program's wall time over the seeds), in a
+workdir of its own under --root; --processes runs each seed as its own `--seed=S` process instead.
+A row (or run) whose final metrics exist is not run again, so an interrupted sweep resumes and a table
+can be grown a few rows at a time. The table (mean +- standard error over
 the seeds) is written to --output with the command and the machine.
 """
 import argparse
@@ -74,6 +76,39 @@ def final_metrics_path(args, dataset, variant, seed):
   return os.path.join(run_dir(args, dataset, variant, seed), "eval", "final_metrics.json")
 
 
+def run_program(dataset, variant, seeds, args):
+  """Trains one row's seeds as one --seeds program unless done (or --table_only); returns each run's
+  final metrics + the program's seconds per run ([] for an unfinished program under --table_only)."""
+  name = variant + (f"_{args.train_steps}steps" if args.train_steps else "")
+  workdir = os.path.join(args.root, dataset, name, "program_" + "_".join(map(str, seeds)))
+  timing = os.path.join(workdir, "wall_seconds.json")
+  finals = [os.path.join(workdir, f"seed_{s}", "eval", "final_metrics.json") for s in seeds]
+  if not all(os.path.exists(f) for f in finals):
+    if args.table_only:
+      return []
+    cmd = [sys.executable, os.path.join(REPO, "experiments", "run.py"), f"--flagfile={BASE_FLAGFILES[dataset]}",
+           *VARIANTS[variant][1], f"--seeds={','.join(map(str, seeds))}", f"--workdir={workdir}"]
+    if args.train_steps:
+      cmd.append(f"--train_steps={args.train_steps}")
+    print(" ".join(cmd[1:]), flush=True)
+    t = time.time()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    with open(timing, "w") as f:
+      json.dump({"seconds": (time.time() - t) / len(seeds)}, f)
+  return [_final(path, timing) for path in finals]
+
+
+def _final(done, timing):
+  with open(done) as f:
+    out = json.load(f)
+  for key, value in out.pop("nonfinite", {}).items():  # strict JSON writes inf as null and names it here
+    out[key] = float(value)
+  if os.path.exists(timing):
+    with open(timing) as f:
+      out.update(json.load(f))
+  return out
+
+
 def run_one(dataset, variant, seed, args):
   """Trains one (dataset, variant, seed) unless done; returns its final metrics + seconds."""
   workdir = run_dir(args, dataset, variant, seed)
@@ -90,14 +125,7 @@ def run_one(dataset, variant, seed, args):
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     with open(timing, "w") as f:
       json.dump({"seconds": time.time() - t}, f)
-  with open(done) as f:
-    out = json.load(f)
-  for key, value in out.pop("nonfinite", {}).items():  # strict JSON writes inf as null and names it here
-    out[key] = float(value)
-  if os.path.exists(timing):
-    with open(timing) as f:
-      out.update(json.load(f))
-  return out
+  return _final(done, timing)
 
 
 def mean_se(values):
@@ -131,6 +159,7 @@ def main():
   p.add_argument("--root", default="/tmp/mode_coverage", help="workdirs of the runs")
   p.add_argument("--output", default=os.path.join(REPO, "benchmarks", "results", "mode_coverage.md"))
   p.add_argument("--table_only", action="store_true", help="only tabulate the runs already done")
+  p.add_argument("--processes", action="store_true", help="one process per seed instead of one --seeds program")
   args = p.parse_args()
   variants = [v.strip() for v in args.variants.split(",") if v.strip()]
   unknown = [v for v in variants if v not in VARIANTS]
@@ -141,8 +170,8 @@ def main():
   for dataset in args.datasets.split(","):
     rows = []
     for variant in variants:
-      results = []
-      for seed in seeds:
+      results = [] if args.processes else run_program(dataset, variant, seeds, args)
+      for seed in seeds if args.processes else ():
         if args.table_only and not os.path.exists(final_metrics_path(args, dataset, variant, seed)):
           continue
         results.append(run_one(dataset, variant, seed, args))

@@ -65,17 +65,17 @@ def test_mode_coverage_runs_seeds_tabulates_and_does_not_rerun_finished_runs(tmp
   table = out.read_text()
   rows = [l for l in table.splitlines() if l.startswith("| vanilla |") or l.startswith("| cond_projection |")]
   assert len(rows) == 2 and all("| 2 |" in r for r in rows), table  # two seeds per row
-  finals = [json.loads((root / "ring" / "vanilla_20steps" / f"seed{seed}" / "eval" / "final_metrics.json")
-                       .read_text()) for seed in (0, 1)]
+  program = root / "ring" / "vanilla_20steps" / "program_0_1"  # the row's seeds: one --seeds program
+  finals = [json.loads((program / f"seed_{seed}" / "eval" / "final_metrics.json").read_text()) for seed in (0, 1)]
   assert all(len(f["mode_counts"]) == 8 for f in finals)
   # The row is the mean over the seeds' own final metrics.
   row = next(r for r in rows if r.startswith("| vanilla |")).split("|")
   assert row[4].strip().startswith(f"{np.mean([f['modes'] for f in finals]):.1f} +- ")
   assert row[5].strip().startswith(f"{100 * np.mean([f['high_quality'] for f in finals]):.1f} +- ")
-  stamp = (root / "ring" / "vanilla_20steps" / "seed0" / "eval" / "final_metrics.json").stat().st_mtime
+  stamp = (program / "seed_0" / "eval" / "final_metrics.json").stat().st_mtime
   again = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
   assert again.returncode == 0 and "run.py" not in again.stdout  # nothing retrained
-  assert (root / "ring" / "vanilla_20steps" / "seed0" / "eval" / "final_metrics.json").stat().st_mtime == stamp
+  assert (program / "seed_0" / "eval" / "final_metrics.json").stat().st_mtime == stamp
   assert out.read_text() == table
   bad = subprocess.run(cmd[:2] + ["--variants=nope"], cwd=REPO, capture_output=True, text=True)
   assert bad.returncode == 2 and "unknown variants ['nope']" in bad.stderr
