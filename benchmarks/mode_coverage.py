@@ -128,6 +128,14 @@ def run_one(dataset, variant, seed, args):
   return _final(done, timing)
 
 
+def row_results(dataset, variant, seeds, args):
+  """The final metrics of a row's finished (or now trained) runs: one --seeds program, or --processes."""
+  if not args.processes:
+    return run_program(dataset, variant, seeds, args)
+  return [run_one(dataset, variant, seed, args) for seed in seeds
+          if not args.table_only or os.path.exists(final_metrics_path(args, dataset, variant, seed))]
+
+
 def mean_se(values):
   v = np.asarray(values, np.float64)
   se = v.std(ddof=1) / np.sqrt(len(v)) if len(v) > 1 else float("nan")
@@ -168,15 +176,7 @@ def main():
   seeds = [int(s) for s in args.seeds.split(",")]
   sections = []
   for dataset in args.datasets.split(","):
-    rows = []
-    for variant in variants:
-      results = [] if args.processes else run_program(dataset, variant, seeds, args)
-      for seed in seeds if args.processes else ():
-        if args.table_only and not os.path.exists(final_metrics_path(args, dataset, variant, seed)):
-          continue
-        results.append(run_one(dataset, variant, seed, args))
-      if results:
-        rows.append((variant, results))
+    rows = [(v, r) for v in variants if (r := row_results(dataset, v, seeds, args))]
     if rows:
       num_modes = len(rows[0][1][0]["mode_counts"])
       sections.append(table(dataset, rows, num_modes, args.train_steps))

@@ -15,7 +15,8 @@ from gan_jax.errors import ConfigError  # noqa: F401 - what validate raises, imp
 SHAPE, TRAJECTORY, FREE = "shape", "trajectory", "free"  # the resume policies (gan_jax/resume.py)
 
 LOSS_NAMES = ("nonsaturating", "minimax", "maximum_likelihood", "wgan", "hinge", "lsgan")  # = tuple(losses.LOSSES), tested
-D_ACTIVATIONS = ("relu", "leaky_relu", "maxout")
+D_ACTIVATIONS = ("relu", "leaky_relu", "tanh", "maxout")
+G_ACTIVATIONS = ("relu", "tanh")
 OUTPUT_ACTIVATIONS = ("linear", "tanh", "sigmoid")
 LR_SCHEDULES = ("constant", "cosine")
 RESOLUTIONS = (28, 32, 64)
@@ -91,6 +92,8 @@ class Config:
                                     "al. 2014 and VEEGAN's Stacked MNIST).", TRAJECTORY)
   g_hidden: tuple = _field((256, 256, 256), "MLP generator hidden widths.", SHAPE)
   d_hidden: tuple = _field((256, 256, 256), "MLP discriminator hidden widths.", SHAPE)
+  g_activation: str = _field("relu", "MLP generator units: " + _names(G_ACTIVATIONS) + " (tanh: Metz et al. "
+                             "2017's 2-D nets).", TRAJECTORY)
   d_activation: str = _field("relu", "MLP discriminator units: " + _names(D_ACTIVATIONS) + ".", SHAPE)
   maxout_pieces: int = _field(5, "Pieces per maxout unit.", SHAPE)
   d_dropout: float = _field(0.0, "Dropout rate on the MLP discriminator's inputs and hidden units.", TRAJECTORY)

@@ -143,6 +143,24 @@ def animation(frames, path: str, ms_per_frame: int = 600):
                                               duration=ms_per_frame, loop=0), mode="wb")
 
 
+def frames_table_png(rows: dict, path: str, scale: float = 0.5):
+  """{row label: [PNG paths]} -> one PNG: each row's frames side by side, scaled by `scale`, under a
+  line naming the row (the tutorial's Figure 22 layout)."""
+  from PIL import ImageDraw
+  images = {label: [Image.open(f).convert("RGB") for f in frames] for label, frames in rows.items()}
+  w = int(max(i.width for row in images.values() for i in row) * scale)
+  h = int(max(i.height for row in images.values() for i in row) * scale)
+  label_h, cols = 22, max(len(row) for row in images.values())
+  canvas = Image.new("RGB", (w * cols, (h + label_h) * len(images)), "white")
+  draw = ImageDraw.Draw(canvas)
+  for r, (label, row) in enumerate(images.items()):
+    top = r * (h + label_h)
+    draw.text((4, top + 4), label, fill="black")
+    for c, image in enumerate(row):
+      canvas.paste(image.resize((int(image.width * scale), int(image.height * scale))), (c * w, top + label_h))
+  write_atomic(path, lambda f: canvas.save(f, format="PNG"), mode="wb")
+
+
 def generator_costs_png(costs: dict, d_values, path: str):
   """The NIPS 2016 tutorial's Figure 16: each generator cost J(G) [N] (by name) against D(G(z)) [N]."""
   plt = _pyplot()

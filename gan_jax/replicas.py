@@ -17,7 +17,6 @@ NaN guard: under --nan_policy=stop a run whose step goes non-finite is frozen at
 the others go on, and the program stops when every run is frozen.
 """
 import dataclasses
-import json
 import os
 
 import jax

@@ -89,3 +89,27 @@ def test_mlp_shapes_and_dropout():
   b = d.apply(v, x, train=True, rngs={"dropout": jax.random.key(3)})
   assert a.shape == (3,) and not np.allclose(a, b)
   np.testing.assert_array_equal(d.apply(v, x, train=False), d.apply(v, x, train=False))
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+def test_mlp_hidden_activations_are_the_named_functions(activation):
+  """G and D with --g_activation / --d_activation = tanh (Metz et al. 2017's 2-D nets) against numpy."""
+  z = jax.random.normal(jax.random.PRNGKey(0), (5, 3))
+  g = MLPGenerator(hidden=(7, 4), out_shape=(2,), activation=activation)
+  d = MLPDiscriminator(hidden=(6,), activation=activation)
+  g_params = g.init(jax.random.PRNGKey(1), z)["params"]
+  d_params = d.init(jax.random.PRNGKey(2), z[:, :2])["params"]
+  f = {"relu": lambda v: np.maximum(v, 0), "tanh": np.tanh}[activation]
+
+  def dense(p, h):
+    return h @ np.asarray(p["kernel"]) + np.asarray(p["bias"])
+
+  h = np.asarray(z)
+  for name in ("Dense_0", "Dense_1"):
+    h = f(dense(g_params[name], h))
+  np.testing.assert_allclose(g.apply({"params": g_params}, z), dense(g_params["Dense_2"], h), rtol=1e-5, atol=1e-6)
+  x = np.asarray(z[:, :2])
+  hidden = f(dense(d_params["Dense_0"], x))
+  logits = d.apply({"params": d_params}, z[:, :2], train=False)
+  out = dense(d_params["DiscriminatorHead_0"]["Dense_0"], hidden)[:, 0]
+  np.testing.assert_allclose(logits, out, rtol=1e-5, atol=1e-6)

@@ -13,7 +13,7 @@ from gan_jax.nets.layers import (ACTIVATIONS, DiscriminatorHead, DiscriminatorOp
 
 
 class MLPGenerator(nn.Module):
-  """z [B, latent] (+ labels [B]) -> x [B, *out_shape]: ReLU hidden layers, then `output`.
+  """z [B, latent] (+ labels [B]) -> x [B, *out_shape]: `activation` hidden layers, then `output`.
 
   num_classes > 0: conditional on one-hot labels. vbn_reference_size > 0: virtual
   batch norm before each hidden ReLU (the reference batch is prepended, then dropped).
@@ -21,6 +21,7 @@ class MLPGenerator(nn.Module):
   hidden: Sequence[int]
   out_shape: Sequence[int]
   output: str = "linear"
+  activation: str = "relu"
   num_classes: int = 0
   vbn_reference_size: int = 0
   dtype: Optional[Any] = None
@@ -33,13 +34,13 @@ class MLPGenerator(nn.Module):
       h = nn.Dense(width, dtype=self.dtype)(h)
       if r:
         h = VirtualBatchNorm(r)(h)
-      h = nn.relu(h)
+      h = ACTIVATIONS[self.activation](h)
     x = nn.Dense(int(np.prod(self.out_shape)))(to_float32(h))[r:]
     return ACTIVATIONS[self.output](x).reshape(z.shape[0], *self.out_shape)
 
 
 class MLPDiscriminator(DiscriminatorOptions):
-  """x [B, ...] (+ labels [B]) -> logits [B]; relu / leaky_relu / maxout hidden layers.
+  """x [B, ...] (+ labels [B]) -> logits [B]; relu / leaky_relu / tanh / maxout hidden layers.
 
   `features=True` returns (logits, last hidden h [B, F], class logits [B, C] or None).
   Conditioning: 'concat' joins one-hot labels to x; 'projection' / 'acgan' act in the head.
@@ -74,10 +75,10 @@ class MLPDiscriminator(DiscriminatorOptions):
     return (logits, h, class_logits) if features else logits
 
 
-def build(opts, g_hidden, d_hidden, d_activation, maxout_pieces, d_dropout, g_output):
+def build(opts, g_hidden, d_hidden, g_activation, d_activation, maxout_pieces, d_dropout, g_output):
   """(MLPGenerator, MLPDiscriminator) for `opts` (gan_jax.nets.NetOptions) and the MLP's own options."""
   dtype = compute_dtype(opts.compute_dtype)
-  return (MLPGenerator(hidden=tuple(g_hidden), out_shape=opts.data_shape, output=g_output,
+  return (MLPGenerator(hidden=tuple(g_hidden), out_shape=opts.data_shape, output=g_output, activation=g_activation,
                        num_classes=opts.num_classes, vbn_reference_size=opts.virtual_batch_norm, dtype=dtype),
           MLPDiscriminator(hidden=tuple(d_hidden), activation=d_activation, maxout_pieces=maxout_pieces,
                            dropout=d_dropout, spectral_norm=opts.spectral_norm, conditioning=opts.conditioning,
