@@ -1,6 +1,7 @@
 """N runs in one program (--seeds, gan_jax/replicas.py): each run is the run of its seed, resume is
 exact, a non-finite run is frozen while the others go on, the mean +- std table, the refusals."""
 import json
+import os
 
 import jax
 import jax.numpy as jnp
@@ -151,3 +152,26 @@ def test_bad_sweeps_are_refused_naming_the_sweepable_fields(tmp_path, sweep, mes
   with pytest.raises(ConfigError, match=message):
     train.train_and_evaluate(toy_config(tmp_path / "w", sweep=sweep))
   assert not (tmp_path / "w").exists()
+
+
+def test_a_signal_saves_the_stacked_state_and_the_program_resumes_exactly(tmp_path, monkeypatch):
+  from gan_jax import runtime
+  signals, dispatch = runtime.Signals(), train.dispatch_to_boundary
+
+  def signalled_at_step_10(run, state, bad_step, step, caught):
+    out = dispatch(run, state, bad_step, step, caught)
+    if out[3] == 10:
+      caught.append("SIGTERM")
+    return out
+
+  kw = dict(seeds=(0, 1), train_steps=20)
+  monkeypatch.setattr(train, "dispatch_to_boundary", signalled_at_step_10)
+  assert train.train_and_evaluate(toy_config(tmp_path / "resumed", **kw), signals) == {}
+  monkeypatch.undo()
+  assert sorted(os.listdir(tmp_path / "resumed" / "checkpoints")) == ["10", "5"]
+  assert not (tmp_path / "resumed" / "seed_0" / "eval" / "final_metrics.json").exists()
+  train.train_and_evaluate(toy_config(tmp_path / "resumed", **kw))
+  train.train_and_evaluate(toy_config(tmp_path / "straight", **kw))
+  for name in ("seed_0", "seed_1"):
+    assert_same_state(tmp_path / "straight" / name, tmp_path / "resumed" / name, 20)
+    assert records(tmp_path / "straight" / name) == records(tmp_path / "resumed" / name)
