@@ -175,3 +175,15 @@ def test_a_signal_saves_the_stacked_state_and_the_program_resumes_exactly(tmp_pa
   for name in ("seed_0", "seed_1"):
     assert_same_state(tmp_path / "straight" / name, tmp_path / "resumed" / name, 20)
     assert records(tmp_path / "straight" / name) == records(tmp_path / "resumed" / name)
+
+
+def test_the_start_up_memory_check_counts_every_run(tmp_path):
+  """check_fits compiles the stacked call: its arguments hold all R states."""
+  from gan_jax import launch
+  one = launch.Run(toy_config(tmp_path / "one"))
+  three = replicas.ReplicaRun(toy_config(tmp_path / "three", seeds=(0, 1, 2)))
+  state_bytes = sum(a.size * a.dtype.itemsize for a in jax.tree.leaves(one.abstract_state))
+  args = [r.train_fn(5).memory_analysis().argument_size_in_bytes for r in (one, three)]
+  assert args[1] - args[0] >= 2 * state_bytes * 0.99
+  for r in (one, three):
+    r.feed.close()
