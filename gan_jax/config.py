@@ -72,8 +72,9 @@ class Config:
   sweep: str = _field("", "One scalar swept in one program, e.g. lr_d=1e-4,2e-4,4e-4 (with --seeds: every "
                       "value for every seed); sweepable: " + ", ".join(SWEEPABLE) + ".", SHAPE)
   replica_mode: str = _field("auto", "How --seeds steps its runs: " + _names(REPLICA_MODES) + " (vmap: one "
-                             "batched step; loop: the runs one after another inside one jit; auto: measured per "
-                             "model and platform, gan_jax/replicas.py).", TRAJECTORY)
+                             "batched step; loop: the runs one after another inside one jit, bit for bit the single runs; "
+                             "auto: loop on CPU, vmap on accelerators, as measured in benchmarks/results/replicas.md).",
+                             TRAJECTORY)
   # Data.
   dataset: str = _field("ring", "The data:", SHAPE)
   data_dir: str = _field("", "tfds data_dir (where `tfds build` put the data).", FREE)

@@ -4,8 +4,7 @@ Run K of the program is the run of `--seed=K`: the same initial state (built by 
 init, then stacked), data order (seed K's dataset), latents and keys (each run's `state.rng`). The
 stacked state [R, ...] is stepped by one compiled call, inside the same data-parallel `shard_map` as
 a single run (the batch still split over the devices), either under `jax.vmap` or by a static loop
-over the runs inside the jit (REPLICA_MODE: XLA:CPU turns vmapped per-run convolution kernels into
-grouped convolutions, slower there than R plain ones; benchmarks/replicas.py measures both).
+over the runs inside the jit (`--replica_mode`; auto: REPLICA_MODE, measured by benchmarks/replicas.py).
 
 Outputs: the stacked state is the program's one checkpoint (WORKDIR/checkpoints, atomic: a kill
 between per-run writes cannot break resume); each run writes WORKDIR/seed_K/ as a single run would
@@ -30,14 +29,17 @@ from gan_jax import data as data_lib
 from gan_jax import launch, sharding, tasks, train, workdir, writers
 from gan_jax.data.feed import make_feed
 from gan_jax.errors import NonFiniteError
-from gan_jax.nets import MODELS
 from gan_jax.sharding import DATA_AXIS, P
 from gan_jax.state import create_state, make_optimizers
 from gan_jax.steps import make_context
 from gan_jax.train_fn import per_device_fn
 
 REPLICA_BATCH_SPEC = P(None, None, None, DATA_AXIS)  # [R, steps, k, B, ...]: rows split over DATA_AXIS
-REPLICA_MODE = {"cpu_convolutional": "loop", "default": "vmap"}  # measured: benchmarks/results/replicas.md
+# --replica_mode=auto, measured (benchmarks/results/replicas.md, 2-core CPU): on XLA:CPU vmap makes the
+# per-run convolution kernels grouped convolutions (the tiny DCGAN 1.77x slower per run than one run)
+# and gains nothing on the MLP (the cores are already busy), so the CPU loops (bit for bit the single
+# runs); accelerators vmap (one batched kernel per layer: what fills a GPU's idle SMs).
+REPLICA_MODE = {"cpu": "loop", "default": "vmap"}
 
 
 def program_runs(cfg):
@@ -78,13 +80,12 @@ def unstack(tree, r: int):
   return jax.tree.map(lambda a: a[r], tree)
 
 
-def replica_mode(requested: str, model_spec, platform: str) -> str:
+def replica_mode(requested: str, platform: str) -> str:
   """'vmap' or 'loop' (a static loop over the runs inside the jit): --replica_mode, or when 'auto' the
-  measured choice for this model on this platform."""
+  measured choice for this platform (REPLICA_MODE)."""
   if requested != "auto":
     return requested
-  conv_cpu = platform == "cpu" and model_spec.convolutional
-  return REPLICA_MODE["cpu_convolutional" if conv_cpu else "default"]
+  return REPLICA_MODE.get(platform, REPLICA_MODE["default"])
 
 
 def make_replica_train_fn(contexts, mesh, steps_per_call: int, mode: str, batch_of=None, freeze: bool = True,
@@ -170,7 +171,7 @@ class ReplicaRun(launch.Run):
     feeds = [make_feed(d, self.mesh, cfg.d_steps, cfg.batch_size, data=self.feed.data) for d in self.datasets]
     self.feed.close()
     self.feed = ReplicaFeed(feeds, self.mesh)
-    self.mode = replica_mode(cfg.replica_mode, MODELS.get(cfg.model), jax.default_backend())
+    self.mode = replica_mode(cfg.replica_mode, jax.default_backend())
     self.frozen = dict(self.saved_meta.get("frozen", {})) if self.saved_meta else {}
 
   def _single_init(self, key):
