@@ -1,6 +1,6 @@
 """N runs in one program (--seeds) against N separate runs: the step's speed and the whole job's wall time.
 
-  python benchmarks/replicas.py [--parts=steps,processes] [--configs=ring,dcgan_tiny] [--seeds=5]
+  python benchmarks/replicas.py [--parts=steps,processes,equality] [--configs=ring,dcgan_tiny] [--seeds=5]
       [--calls=30] [--root=/tmp/replicas] [--output=benchmarks/results/replicas.md]
 
 Part `steps`: training steps per second through gan-jax's own compiled call (launch.Run for one run,
@@ -14,6 +14,9 @@ Configurations: `ring` (ring.flags' networks, batch 256, pack 2, 500 steps per c
 Part `processes`: ring.flags as N `experiments/run.py --seed=K` processes one after another, against
 one `--seeds=0,...,N-1` program per replica mode, each from a cold start (no compilation cache), wall
 seconds of the whole command.
+Part `equality`: the largest absolute difference between run 1 of a `--seeds=0,1` program and the
+single run of `--seed=1`, over every array of the state, after 50 and 2,000 steps, per replica mode, on
+ring.flags and the tiny DCGAN (dcgan.flags' nets at width 8, unconditional, 28 px).
 """
 import argparse
 import dataclasses
@@ -78,8 +81,10 @@ def step_rows(names, seeds: int, calls: int):
 
 
 def wall(args) -> float:
+  """Wall seconds of `run.py args` (ring.flags unless args name a flagfile), cold: no compilation cache."""
+  flagfile = [] if any(a.startswith("--flagfile=") for a in args) else ["--flagfile=ring.flags"]
   start = time.perf_counter()
-  subprocess.run([sys.executable, os.path.join(REPO, "experiments", "run.py"), "--flagfile=ring.flags", *args,
+  subprocess.run([sys.executable, os.path.join(REPO, "experiments", "run.py"), *flagfile, *args,
                   "--compilation_cache="], cwd=REPO, check=True, capture_output=True)
   return time.perf_counter() - start
 
@@ -94,6 +99,36 @@ def process_rows(seeds: int, root: str):
     rows.append(f"| one --seeds program, {mode} | {program:.0f} | {sequential / program:.2f} |")
     print(rows[-1], flush=True)
   return "| ring.flags, 5 runs | wall s | speed-up |\n|---|---|---|\n" + "\n".join(rows)
+
+
+EQUALITY = {"ring.flags": ["--flagfile=ring.flags", "--steps_per_call=50"],
+            "tiny DCGAN": ["--flagfile=dcgan.flags", "--width=8", "--resolution=28", "--conditioning=none",
+                           "--eval_metrics=", "--batch_size=16"]}
+
+
+def max_difference(a: str, b: str) -> float:
+  from gan_jax import restore
+  x, y = restore.load_run(a)[2], restore.load_run(b)[2]
+  return max(float(np.max(np.abs(np.asarray(p, np.float64) - np.asarray(q, np.float64))))
+             for p, q in zip(jax.tree.leaves(x), jax.tree.leaves(y)) if np.size(p))
+
+
+def equality_rows(root: str):
+  rows = []
+  for name, flags in EQUALITY.items():
+    for steps in (50, 2000):
+      common = [*flags, f"--train_steps={steps}", f"--eval_every={steps}", f"--checkpoint_every={steps}", "--restart"]
+      single = f"{root}/eq_{name[:4]}_{steps}_single"
+      wall([*common, "--seed=1", f"--workdir={single}"])
+      cells = []
+      for mode in ("loop", "vmap"):
+        program = f"{root}/eq_{name[:4]}_{steps}_{mode}"
+        wall([*common, "--seeds=0,1", f"--replica_mode={mode}", f"--workdir={program}"])
+        cells.append(max_difference(f"{program}/seed_1", single))
+      rows.append(f"| {name} | {steps} | {cells[0]:.3g} | {cells[1]:.3g} |")
+      print(rows[-1], flush=True)
+  return ("| config | steps | loop: max abs difference | vmap: max abs difference |\n|---|---|---|---|\n"
+          + "\n".join(rows))
 
 
 def main():
@@ -111,6 +146,8 @@ def main():
     sections.append(step_rows(args.configs.split(","), args.seeds, args.calls))
   if "processes" in parts:
     sections.append(process_rows(args.seeds, args.root))
+  if "equality" in parts:
+    sections.append(equality_rows(args.root))
   text = (f"## {time.strftime('%Y-%m-%d')}: {platform.node()}, {jax.devices()[0].device_kind} ({os.cpu_count()} "
           f"CPUs)\n\n`python benchmarks/replicas.py {' '.join(sys.argv[1:])}`\n\n" + "\n\n".join(sections) + "\n")
   with open(args.output, "a") as f:

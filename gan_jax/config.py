@@ -72,7 +72,7 @@ class Config:
   sweep: str = _field("", "One scalar swept in one program, e.g. lr_d=1e-4,2e-4,4e-4 (with --seeds: every "
                       "value for every seed); sweepable: " + ", ".join(SWEEPABLE) + ".", SHAPE)
   replica_mode: str = _field("auto", "How --seeds steps its runs: " + _names(REPLICA_MODES) + " (vmap: one "
-                             "batched step; loop: the runs one after another inside one jit, bit for bit the single runs; "
+                             "batched step; loop: the runs one after another inside one jit, each its single run's step; "
                              "auto: loop on CPU, vmap on accelerators, as measured in benchmarks/results/replicas.md).",
                              TRAJECTORY)
   # Data.

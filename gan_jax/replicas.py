@@ -37,8 +37,9 @@ from gan_jax.train_fn import per_device_fn
 REPLICA_BATCH_SPEC = P(None, None, None, DATA_AXIS)  # [R, steps, k, B, ...]: rows split over DATA_AXIS
 # --replica_mode=auto, measured (benchmarks/results/replicas.md, 2-core CPU): on XLA:CPU vmap makes the
 # per-run convolution kernels grouped convolutions (the tiny DCGAN 1.77x slower per run than one run)
-# and gains nothing on the MLP (the cores are already busy), so the CPU loops (bit for bit the single
-# runs); accelerators vmap (one batched kernel per layer: what fills a GPU's idle SMs).
+# and gains nothing on the MLP (the cores are already busy), so the CPU loops (the single runs' own
+# steps: bit for bit on the MLPs, 3e-8 apart after 2,000 DCGAN steps); accelerators vmap (one batched
+# kernel per layer: what fills a GPU's idle SMs).
 REPLICA_MODE = {"cpu": "loop", "default": "vmap"}
 
 
@@ -93,7 +94,7 @@ def make_replica_train_fn(contexts, mesh, steps_per_call: int, mode: str, batch_
   """`train_fn.make_train_fn` over R stacked runs: (state [R, ...], bad_step int32 [R], data, inputs
   leaves [R, steps, k, B, ...]) -> (state, bad_step, metrics [R]). data (the resident dataset) is
   shared by the runs. contexts: each run's StepContext. 'loop' unrolls the one-run body R times in
-  the jit, each with its run's context (bit for bit the single runs' steps); 'vmap' maps one body
+  the jit, each with its run's context (the single runs' own steps); 'vmap' maps one body
   over the runs: with a sweep, `swept` = (values [R], value -> StepContext) makes the context of a
   traced value, otherwise the runs share contexts[0]."""
   bodies = [per_device_fn(ctx, steps_per_call, batch_of, freeze) for ctx in contexts]
