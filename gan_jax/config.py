@@ -128,6 +128,9 @@ class Config:
   share_fakes: bool = _field(False, "The last D step and the G step use the same G(z) (one G forward "
                              "per iteration, the reference DCGAN loop); off: each step draws its own z.", TRAJECTORY)
   label_smoothing: float = _field(0.0, "One-sided label smoothing: real targets 1 - s.", TRAJECTORY)
+  diffaugment: str = _field("", "DiffAugment (Zhao et al. 2020): any of color,translation,cutout, applied with "
+                            "per-image parameters to every image D judges, real and fake, in both updates (and "
+                            "to the images R1 / GP differentiate at); '': off. Image data.", TRAJECTORY)
   feature_matching: bool = _field(False, "Feature-matching generator loss ||E f(x) - E f(G(z))||^2 on D's "
                                   "last hidden layer (Salimans et al. 2016) instead of --loss's G loss.", TRAJECTORY)
   historical_averaging: float = _field(0.0, "Historical averaging weight w: each player's cost gains "

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from gan_jax import losses, regularizers
+from gan_jax import augment, losses, regularizers
 from gan_jax.nets import apply_module
 
 
@@ -36,6 +36,15 @@ class Objective:
   r1_weight: float = 0.0
   historical_averaging: float = 0.0
   feature_matching: bool = False
+  augment: tuple = ()  # DiffAugment's policy (gan_jax/augment.py): what D sees of every image; () off
+
+
+AUGMENT_SALT = 0x0A06  # folded into a pass's key for its augmentation parameters (off: no key changes)
+
+
+def augmented(obj: Objective, x, key):
+  """x as D sees it: DiffAugment of `obj.augment` with parameters drawn from `key` (x itself when off)."""
+  return augment.diff_augment(x, jax.random.fold_in(key, AUGMENT_SALT), obj.augment) if obj.augment else x
 
 
 def objective_from_config(cfg) -> Objective:
@@ -43,7 +52,8 @@ def objective_from_config(cfg) -> Objective:
       loss=losses.get_loss(cfg.loss), label_smoothing=cfg.label_smoothing,
       acgan_weight=cfg.acgan_weight if cfg.conditioning == "acgan" else None,
       gp_weight=cfg.gp_weight, r1_weight=cfg.r1_weight, historical_averaging=cfg.historical_averaging,
-      feature_matching=cfg.feature_matching)
+      feature_matching=cfg.feature_matching,
+      augment=tuple(p for p in augment.POLICIES if p in cfg.diffaugment.split(",")) if cfg.diffaugment else ())
 
 
 def discriminate(discriminator, params, collections, x, labels, key):
@@ -85,6 +95,7 @@ def discriminator_objective(obj: Objective, discriminator, params, collections, 
   keys: (real pass, fake pass, interpolation), each already distinct per device.
   """
   (x_real, y_real), (x_fake, y_fake) = real, fake
+  x_real, x_fake = augmented(obj, x_real, keys[0]), augmented(obj, x_fake, keys[1])  # penalties see these too
   (real_logits, _, real_cls), cols = discriminate(discriminator, params, collections, x_real, y_real, keys[0])
   (fake_logits, _, fake_cls), cols = discriminate(discriminator, params, cols, x_fake, y_fake, keys[1])
   terms, weights = {}, {}
@@ -108,8 +119,8 @@ def generator_objective(obj: Objective, discriminator, d_params, d_collections, 
 
   real_features: D's features of the real batch, for feature matching (else None).
   """
-  (fake_logits, fake_features, fake_cls), _ = discriminate(discriminator, d_params, d_collections, x_fake,
-                                                          y_fake, key)
+  (fake_logits, fake_features, fake_cls), _ = discriminate(discriminator, d_params, d_collections,
+                                                          augmented(obj, x_fake, key), y_fake, key)
   if obj.feature_matching:
     g_loss = losses.feature_matching_loss(real_features, fake_features)
   else:

@@ -52,6 +52,8 @@ def _check_names(cfg: Config):
           f"{cfg.model} takes {' or '.join(model.data)} data, not --dataset={cfg.dataset} ({spec.kind} data)")
   if not cfg.is_toy:
     _one_of(cfg, "resolution", config_lib.RESOLUTIONS)
+  require(not (cfg.diffaugment and cfg.is_toy), "diffaugment", cfg.diffaugment,
+          f"augments images, and --dataset={cfg.dataset} holds points")
   require(cfg.channels in (0, 1, 3), "channels", cfg.channels, "0 (from the data), 1 or 3")
   require(cfg.conditioning == "none" or cfg.pack == 1, "conditioning", cfg.conditioning,
           f"label conditioning works with --pack=1 (got --pack={cfg.pack})")
@@ -106,6 +108,13 @@ def _check_numbers(cfg: Config):
       require(not getattr(cfg, flag), "unroll_steps", cfg.unroll_steps,
               f"does not combine with --{flag} (unrolling would differentiate it a third time, or simulate its "
               f"state); combines with {', '.join(UNROLL_COMBINES)}")
+  if cfg.diffaugment:
+    policies = ("color", "translation", "cutout")  # = gan_jax.augment.POLICIES, tested
+    names = cfg.diffaugment.split(",")
+    require(all(n in policies for n in names) and len(set(names)) == len(names), "diffaugment", cfg.diffaugment,
+            f"a comma-separated subset of {', '.join(policies)}")
+    require(not cfg.feature_matching, "diffaugment", cfg.diffaugment,
+            "does not combine with --feature_matching (the matched features would be of augmented reals)")
   require(cfg.g_steps == 1 or cfg.historical_averaging == 0, "g_steps", cfg.g_steps,
           "historical averaging counts one G update per iteration: use --g_steps=1 with --historical_averaging")
 

@@ -1,0 +1,99 @@
+"""DiffAugment (gan_jax/augment.py): each transform against a hand-computed example, gradients reach G
+through it, off leaves the step untouched, on trains and resumes exactly."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.test_util import check_grads
+
+from gan_jax import augment, config as config_lib, objectives, train
+from gan_jax.errors import ConfigError
+from tests.conftest import toy_config
+from tests.test_checkpoint import assert_same_state
+from tests.test_images import image_config
+
+
+def _image(h=4, w=4, c=1):
+  return jnp.arange(h * w * c, dtype=jnp.float32).reshape(1, h, w, c) / 10.0
+
+
+def test_color_transforms_are_the_papers_formulas():
+  x = jnp.array([[[[0.2, -0.4, 0.8]]]])  # one RGB pixel; its channel mean 0.2
+  assert np.allclose(augment.brightness(x, jnp.array([0.75])), x + 0.25)
+  assert np.allclose(augment.saturation(x, jnp.array([0.25])), [[[[0.2, -0.1, 0.5]]]])  # (x - 0.2) * 0.5 + 0.2
+  y = jnp.array([[[[1.0], [0.0]], [[-1.0], [2.0]]]])  # mean 0.5
+  assert np.allclose(augment.contrast(y, jnp.array([1.0])), 0.5 + (y - 0.5) * 1.5)
+  assert np.array_equal(augment.saturation(y, jnp.array([0.9])), y)  # one channel: nothing to desaturate
+
+
+def test_translation_shifts_in_zeros():
+  x = _image()[..., 0]  # [[0, .1, .2, .3], [.4, ...]]
+  out = augment.translation(_image(), jnp.array([[1, -2]]))[0, ..., 0]
+  expected = np.zeros((4, 4), np.float32)
+  expected[:3, 2:] = np.asarray(x[0])[1:, :2]  # out[i, j] = x[i + 1, j - 2]
+  assert np.allclose(out, expected)
+  assert augment.translation_params(jax.random.PRNGKey(0), (500, 32, 32, 1)).min() == -4  # round(32 / 8)
+  assert augment.translation_params(jax.random.PRNGKey(0), (500, 32, 32, 1)).max() == 4
+
+
+def test_cutout_zeroes_a_half_side_square_clipped_to_the_image():
+  out = augment.cutout(jnp.ones((2, 4, 4, 1)), jnp.array([[1, 1], [0, 3]]))[..., 0]
+  first = np.ones((4, 4))
+  first[0:2, 0:2] = 0  # side 2, centre (1, 1): rows / cols 0-1
+  second = np.ones((4, 4))
+  second[0:1, 2:4] = 0  # centre (0, 3): rows -1..0, cols 2..3, clipped
+  assert np.array_equal(out, np.stack([first, second]))
+
+
+def test_the_whole_policy_is_differentiable_and_its_gradient_exact():
+  x = jax.random.normal(jax.random.PRNGKey(1), (3, 8, 8, 3))
+  key = jax.random.PRNGKey(2)
+  f = lambda v: augment.diff_augment(v, key, augment.POLICIES)  # noqa: E731
+  check_grads(f, (x,), order=1, modes=["rev"], atol=1e-2, rtol=1e-2)
+  assert float(jnp.abs(jax.grad(lambda v: jnp.sum(f(v) ** 2))(x)).sum()) > 0
+
+
+def test_gradients_reach_g_through_the_augmentation(tmp_path):
+  """generator_objective augments the fakes inside the differentiated function: with cutout zeroing
+  half the image, the pixels D never sees get no gradient, the others do."""
+  from gan_jax.nets import build_nets
+  cfg = image_config(tmp_path, "mnist5k", resolution=28, diffaugment="cutout")
+  nets = build_nets(cfg, (28, 28, 1), None, 10)
+  obj = objectives.objective_from_config(cfg)
+  x = jnp.zeros((4, 28, 28, 1))
+  d_vars = nets.discriminator.init({"params": jax.random.PRNGKey(0)}, x, None, train=False)
+  cols = {k: v for k, v in d_vars.items() if k != "params"}
+  key = jax.random.PRNGKey(3)
+  grad = jax.grad(lambda v: objectives.generator_objective(obj, nets.discriminator, d_vars["params"], cols, v, None,
+                                                           None, key)[0])(x)
+  seen = augment.cutout(jnp.ones_like(x), augment.cutout_params(jax.random.split(
+      jax.random.fold_in(key, objectives.AUGMENT_SALT), 5)[4], x.shape))
+  assert float(jnp.abs(grad * (1 - seen)).max()) == 0.0 and float(jnp.abs(grad * seen).max()) > 0
+
+
+def test_off_never_calls_the_augmentation_and_on_trains_and_resumes_exactly(tmp_path, monkeypatch):
+  def never(*args):
+    raise AssertionError("augmented with --diffaugment off")
+  with monkeypatch.context() as m:
+    m.setattr(augment, "diff_augment", never)
+    train.train_and_evaluate(image_config(tmp_path / "off", "mnist5k"))
+  kw = dict(diffaugment="color,translation,cutout", train_steps=6, eval_every=3, checkpoint_every=3)
+  train.train_and_evaluate(image_config(tmp_path / "straight", "mnist5k", **kw))
+  train.train_and_evaluate(image_config(tmp_path / "resumed", "mnist5k", **{**kw, "train_steps": 3}))
+  train.train_and_evaluate(image_config(tmp_path / "resumed", "mnist5k", **kw))
+  assert_same_state(tmp_path / "straight", tmp_path / "resumed", 6)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (dict(dataset="ring", model="mlp", diffaugment="color"), r"--diffaugment=color: augments images"),
+    (dict(diffaugment="color,flip"), r"a comma-separated subset of color, translation, cutout"),
+    (dict(diffaugment="cutout", feature_matching=True), r"does not combine with --feature_matching")])
+def test_bad_policies_are_refused(tmp_path, overrides, message):
+  cfg = image_config(tmp_path, "mnist5k") if "dataset" not in overrides else toy_config(tmp_path)
+  import dataclasses
+  with pytest.raises(ConfigError, match=message):
+    config_lib.validate(dataclasses.replace(cfg, **overrides))
+
+
+def test_the_validation_names_the_module_policies():
+  assert augment.POLICIES == ("color", "translation", "cutout")
