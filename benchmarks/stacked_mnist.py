@@ -53,6 +53,8 @@ PUBLISHED = [
     (VEEGAN, "DCGAN", 78.9, 6.46, 4.50, 0.127, "PacGAN Table 2, 10 runs"),
     (VEEGAN, "PacDCGAN2", 1000.0, 0.00, 0.06, 0.003, "PacGAN Table 2, 10 runs"),
     (QUARTER, "DCGAN", 78.5, None, 5.21, None, "PacGAN Table 3 (the Unrolled GAN paper's)"),
+    (QUARTER, "Unrolled GAN, 5 unrolling steps", 236.4, None, None, None, "the Unrolled GAN paper, as issue 26 "
+     "cites it (its KL not cited)"),
     (QUARTER, "Unrolled GAN, 10 unrolling steps", 327.2, None, 4.66, None, "PacGAN Table 3 (the Unrolled GAN paper's)"),
     (QUARTER, "PacDCGAN4", 667.4, None, 1.81, None, "PacGAN Table 3, 50 runs"),
 ]
@@ -96,8 +98,9 @@ def table_row(name: str, results) -> str:
 
 
 def write_table(path: str, lines, command: str):
-  published = [f"| {s} | {w} | | | {m} +- {dm if dm is not None else '?'} | {k} +- "
-               f"{dk if dk is not None else '?'} | papers' | | published: {src} |" for s, w, m, dm, k, dk, src in PUBLISHED]
+  published = [f"| {s} | {w} | | | {m} +- {dm if dm is not None else '?'} | "
+               f"{f'{k} +- ' + (str(dk) if dk is not None else '?') if k is not None else '?'} | papers' | | "
+               f"published: {src} |" for s, w, m, dm, k, dk, src in PUBLISHED]
   f = floor()
   header = (f"## {time.strftime('%Y-%m-%d')}: {platform.node()} ({os.cpu_count()} CPUs)\n\n`{command}`\n\n"
             "| setting | GAN | runs | modes (>= 1/4 share) | modes (>= 1 sample) | KL(p \\|\\| uniform) | steps | "
