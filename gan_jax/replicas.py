@@ -1,4 +1,6 @@
 """N runs in one program (`--seeds=0,1,2`): independent GANs stacked on a leading replica axis.
+`--sweep=FIELD=v1,v2,...` makes the runs every value for every seed (`program_runs` names them
+seed_K or <field>_<value>_seed_K; below, WORKDIR/seed_K stands for either).
 
 Run K of the program is the run of `--seed=K`: the same initial state (built by the single run's own
 init, then stacked), data order (seed K's dataset), latents and keys (each run's `state.rng`). The
@@ -12,7 +14,7 @@ between per-run writes cannot break resume); each run writes WORKDIR/seed_K/ as 
 exported for evaluate.py and sample.py); WORKDIR/runs.md and runs.json hold every metric's
 mean +- std over the runs at each evaluation, rebuilt from the runs' metrics.jsonl.
 NaN guard: under --nan_policy=stop a run whose step goes non-finite is frozen at its last finite state
-(its bad step kept in the checkpoint's metadata, so a resume keeps it frozen) and reported by seed;
+(its bad step kept in the checkpoint's metadata, so a resume keeps it frozen) and reported by name;
 the others go on, and the program stops when every run is frozen.
 """
 import dataclasses
