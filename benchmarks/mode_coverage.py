@@ -65,10 +65,15 @@ VARIANTS = {
 PACGAN4_GRID = (24.8, 0.936, 0.04)
 
 
-def run_dir(args, dataset, variant, seed):
-  """WORKDIR of one run; a --train_steps override gets workdirs of its own."""
+def row_dir(args, dataset, variant):
+  """The directory of a row's runs; a --train_steps override gets directories of its own."""
   name = variant + (f"_{args.train_steps}steps" if args.train_steps else "")
-  return os.path.join(args.root, dataset, name, f"seed{seed}")
+  return os.path.join(args.root, dataset, name)
+
+
+def run_dir(args, dataset, variant, seed):
+  """WORKDIR of one run."""
+  return os.path.join(row_dir(args, dataset, variant), f"seed{seed}")
 
 
 def final_metrics_path(args, dataset, variant, seed):
@@ -79,23 +84,28 @@ def final_metrics_path(args, dataset, variant, seed):
 def run_program(dataset, variant, seeds, args):
   """Trains one row's seeds as one --seeds program unless done (or --table_only); returns each run's
   final metrics + the program's seconds per run ([] for an unfinished program under --table_only)."""
-  name = variant + (f"_{args.train_steps}steps" if args.train_steps else "")
-  workdir = os.path.join(args.root, dataset, name, "program_" + "_".join(map(str, seeds)))
+  workdir = os.path.join(row_dir(args, dataset, variant), "program_" + "_".join(map(str, seeds)))
   timing = os.path.join(workdir, "wall_seconds.json")
   finals = [os.path.join(workdir, f"seed_{s}", "eval", "final_metrics.json") for s in seeds]
   if not all(os.path.exists(f) for f in finals):
     if args.table_only:
       return []
-    cmd = [sys.executable, os.path.join(REPO, "experiments", "run.py"), f"--flagfile={BASE_FLAGFILES[dataset]}",
-           *VARIANTS[variant][1], f"--seeds={','.join(map(str, seeds))}", f"--workdir={workdir}"]
-    if args.train_steps:
-      cmd.append(f"--train_steps={args.train_steps}")
-    print(" ".join(cmd[1:]), flush=True)
-    t = time.time()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    with open(timing, "w") as f:
-      json.dump({"seconds": (time.time() - t) / len(seeds)}, f)
+    train(dataset, variant, f"--seeds={','.join(map(str, seeds))}", workdir, timing, len(seeds), args)
   return [_final(path, timing) for path in finals]
+
+
+def train(dataset, variant, seed_flag: str, workdir: str, timing: str, runs: int, args):
+  """`run.py --flagfile=<dataset's> <variant's flags> seed_flag --workdir=workdir`; its wall seconds per
+  run (over `runs`) into `timing`."""
+  cmd = [sys.executable, os.path.join(REPO, "experiments", "run.py"), f"--flagfile={BASE_FLAGFILES[dataset]}",
+         *VARIANTS[variant][1], seed_flag, f"--workdir={workdir}"]
+  if args.train_steps:
+    cmd.append(f"--train_steps={args.train_steps}")
+  print(" ".join(cmd[1:]), flush=True)
+  t = time.time()
+  subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+  with open(timing, "w") as f:
+    json.dump({"seconds": (time.time() - t) / runs}, f)
 
 
 def _final(done, timing):
@@ -115,16 +125,7 @@ def run_one(dataset, variant, seed, args):
   done = final_metrics_path(args, dataset, variant, seed)
   timing = os.path.join(workdir, "wall_seconds.json")
   if not os.path.exists(done):
-    cmd = [sys.executable, os.path.join(REPO, "experiments", "run.py"),
-           f"--flagfile={BASE_FLAGFILES[dataset]}", *VARIANTS[variant][1],
-           f"--seed={seed}", f"--workdir={workdir}"]
-    if args.train_steps:
-      cmd.append(f"--train_steps={args.train_steps}")
-    print(" ".join(cmd[1:]), flush=True)
-    t = time.time()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    with open(timing, "w") as f:
-      json.dump({"seconds": time.time() - t}, f)
+    train(dataset, variant, f"--seed={seed}", workdir, timing, 1, args)
   return _final(done, timing)
 
 
