@@ -2,13 +2,19 @@
 
 Used by experiments/evaluate.py. Everything here reads a workdir's checkpoint; nothing trains G.
 The table holds every registered metric (gan_jax.metrics.METRICS) that applies to the run: its data
-kind, its feature network, what it needs (a held-out split, labels) and its fewest samples. A
-metric that compares samples with real images fills three columns: generated vs train, generated vs
-held-out, and the real baseline, held-out vs train (what unseen real images score).
+kind, its feature network, what it needs (a held-out split, labels) and its fewest samples.
+
+FID and KID are biased by the sample counts, so every comparison states its counts and each generated
+column has a real baseline at the same count against the same reference (`image_columns`), e.g. for
+mnist5k's 4,000 training and 1,000 held-out digits and --num_samples=2500:
+  generated 2,500 vs train 4,000 | generated 1,000 vs train 4,000 | held-out 1,000 vs train 4,000 (baseline)
+  | generated 1,000 vs held-out 1,000 | train 1,000 vs held-out 1,000 (baseline).
+Each generated cell is the mean +- std over `draws` sets of latents (a train baseline: over as many
+disjoint subsets of the training images). KID's subsets are at most half the smallest set.
 """
 import dataclasses
-import functools
 import os
+from typing import Optional
 
 import jax
 import jax.numpy as jnp
@@ -19,7 +25,7 @@ from gan_jax import metrics as metrics_lib
 from gan_jax import generate, memory, pictures, restore, tasks, validation
 from gan_jax.errors import DataError
 from gan_jax.generate import Generator, generate_samples, latents
-from gan_jax.metrics import FEATURES, HELD_OUT, LABELS, REAL, digits, features
+from gan_jax.metrics import FEATURES, HELD_OUT, LABELS, STATE, copying, digits, features
 from gan_jax.metrics.inputs import MetricInputs
 from gan_jax.nets import draw_latents
 
@@ -54,74 +60,177 @@ def _held_out(cfg):
     return None
 
 
-def metric_rows(names, cfg, vs_train: MetricInputs, vs_held=None, baseline=None) -> dict:
-  """{key: (generated vs train, generated vs held-out, held-out vs train)} of the metrics `names`; a
-  column whose samples are fewer than the metric needs stays empty."""
+DRAWS = 3  # sets of latents, for the spread of every generated column
+REFERENCE_FLOOR = 10_000  # real images a split contributes to the table: all of it up to this, or --num_samples
+NEIGHBOURS = 16  # samples in neighbours.png
+
+
+@dataclasses.dataclass
+class Column:
+  """One column of the table: a sample set compared with a reference set, once per draw (`inputs`)."""
+  label: str
+  inputs: list  # MetricInputs per draw
+  generated: bool = True
+
+
+def table_counts(num_samples: int, train_examples: int, held_examples: Optional[int]) -> dict:
+  """The table's sample counts: 'train' and 'held_out' reference images (a split whole, up to
+  max(num_samples, REFERENCE_FLOOR)); 'equal', the count at which generated and real sets are compared
+  with each other (num_samples, or the held-out split's size when smaller)."""
+  cap = max(num_samples, REFERENCE_FLOOR)
+  counts = {"generated": num_samples, "train": min(train_examples, cap)}
+  if held_examples is not None:
+    counts["held_out"] = min(held_examples, cap)
+    counts["equal"] = min(num_samples, counts["held_out"])
+  return counts
+
+
+def kid_subset(requested: int, counts: dict) -> int:
+  """KID's subset size: --kid_subset_size, or half the table's smallest set when that is smaller (100
+  subsets of m drawn from m images would all be the same set)."""
+  return max(2, min(requested, min(counts.values()) // 2))
+
+
+class RealSet:
+  """A real split's first `count` stream images and their (logits, features) (None without a network)."""
+
+  def __init__(self, dataset, count: int, feature_fn, reference):
+    self.dataset, self.feature_fn = dataset, feature_fn
+    self.images = dataset.get_batch(0, count)["x"]
+    self.feats = reference(dataset, count)
+
+  def subset(self, draw: int, n: int):
+    """(images, feats) of stream rows [draw*n, (draw+1)*n): a slice when this set holds them, else read."""
+    if (draw + 1) * n <= len(self.images):
+      rows = slice(draw * n, (draw + 1) * n)
+      return self.images[rows], self.feats and tuple(f[rows] for f in self.feats)
+    x = self.dataset.get_batch(draw, n)["x"]
+    return x, self.feature_fn and tuple(np.asarray(a) for a in self.feature_fn(x))
+
+
+def image_columns(fakes, train: RealSet, held: Optional[RealSet], counts, seed, **common) -> list:
+  """The table's columns. fakes: per draw (images, feats). Generated sets and the real baselines are
+  compared with the same reference at the same count (counts['equal'])."""
+  def inputs(sets, ref: RealSet):
+    return [MetricInputs(x, fake=f, real=ref.feats, seed=seed + d, **common) for d, (x, f) in enumerate(sets)]
+
+  n_gen, n_train = counts["generated"], counts["train"]
+  columns = [Column(f"generated {n_gen:,} vs train {n_train:,}", inputs(fakes, train))]
+  if held is None:
+    return columns
+  n, n_held = counts["equal"], counts["held_out"]
+  cut = [(x[:n], f and tuple(a[:n] for a in f)) for x, f in fakes]
+  held_draws = len(fakes) if n < n_held else 1  # the whole held-out split: one set, no spread
+  if n < n_gen:
+    columns.append(Column(f"generated {n:,} vs train {n_train:,}", inputs(cut, train)))
+  return columns + [
+      Column(f"held-out {n:,} vs train {n_train:,} (real baseline)",
+             inputs([held.subset(d, n) for d in range(held_draws)], train), generated=False),
+      Column(f"generated {n:,} vs held-out {n_held:,}", inputs(cut, held)),
+      Column(f"train {n:,} vs held-out {n_held:,} (real baseline)",
+             inputs([train.subset(d, n) for d in range(len(fakes))], held), generated=False)]
+
+
+def _cell(values):
+  """[mean, std over the draws (None for one)] of a cell's values, or None when it has none."""
+  values = [float(v) for v in values if v is not None]
+  if not values:
+    return None
+  if len(set(values)) == 1:  # equal draws (or one): the value itself, not its round-off
+    return [values[0], 0.0 if len(values) > 1 else None]
+  return [float(np.mean(values)), float(np.std(values, ddof=1))]
+
+
+def metric_rows(names, cfg, columns) -> dict:
+  """{key: [cell per column]} of the metrics `names` (a cell: [mean, std over the draws] or None).
+
+  A metric that compares nothing (copy, parzen) fills the first column only; one that reads the
+  networks, not the samples (d_probe), is computed on the first draw only; a column whose sets are
+  fewer than the metric needs stays empty.
+  """
   rows = {}
   for name in names:
     spec = metrics_lib.METRICS.get(name)
-    compute = lambda inputs: (metrics_lib.compute([name], inputs)  # noqa: E731
-                              if inputs.count >= spec.fewest_samples(cfg) else {})
-    columns = [compute(vs_train)]
-    if spec.compares and vs_held is not None:  # a metric that reads no real split is the same against both
-      columns += [compute(vs_held) if REAL in spec.needs else columns[0], compute(baseline)]
-    for key, value in columns[0].items():
-      if not isinstance(value, list):  # counts per class or mode are records, not table cells
-        rows[key] = tuple(c.get(key) for c in columns) + (None,) * (3 - len(columns))
+    cells = {}
+    for i, column in enumerate(columns if spec.compares else columns[:1]):
+      draws = column.inputs[:1] if STATE in spec.needs else column.inputs
+      records = [metrics_lib.compute([name], inputs) for inputs in draws if inputs.count >= spec.fewest_samples(cfg)]
+      for key in (records[0] if records else {}):
+        if not isinstance(records[0][key], list):  # counts per class or mode are records, not table cells
+          cells.setdefault(key, [None] * len(columns))[i] = _cell([r[key] for r in records])
+    rows.update(cells)
   return rows
 
 
-def _toy_rows(cfg, nets, state, task, fake):
-  names = evaluation_metrics("toy", None, False, True, len(fake), cfg)
-  inputs = MetricInputs(fake, mixture=task.mixture, dataset=task.dataset, nets=nets, state=state, seed=cfg.seed)
-  return metric_rows(names, cfg, inputs)
+def _features(x, feature_fn):
+  return feature_fn and tuple(np.asarray(a) for a in feature_fn(x))
 
 
-def _image_rows(cfg, nets, state, dataset, fake, seed, extra=()):
-  """Image metrics against train and held-out images, the real baseline, D's probe, and the rest. The
-  feature network is loaded, and real features computed, only for metrics that read them."""
+def _image_table(cfg, nets, state, dataset, fakes, seed, out_dir, extra=()):
+  """Image metrics of each draw of samples against train and held-out images at stated counts, beside the
+  real baselines at the same counts; neighbours.png. The feature network is loaded only for metrics that read it."""
   network = cfg.feature_network(dataset.data_shape[-1])
-  held = _held_out(cfg)
-  names = evaluation_metrics("image", network, held is not None, dataset.num_classes > 0, len(fake), cfg, extra)
-  if held is not None and held.num_examples < cfg.kid_subset_size and "kid" in names:
-    names.remove("kid")  # the held-out columns would need as many held-out images
+  held_ds = _held_out(cfg)
+  counts = table_counts(len(fakes[0]), dataset.num_examples, held_ds and held_ds.num_examples)
+  cfg = dataclasses.replace(cfg, kid_subset_size=kid_subset(cfg.kid_subset_size, counts))
+  names = evaluation_metrics("image", network, held_ds is not None, dataset.num_classes > 0, min(counts.values()),
+                             cfg, extra)
   feature_fn, reference = None, lambda ds, n: None  # noqa: E731
   if any(FEATURES in metrics_lib.METRICS.get(n).needs for n in names):
     feature_fn, identity = features.feature_network(network, cfg.inception_weights)
-    reference = functools.lru_cache(lambda ds, n: features.reference_features(ds, n, feature_fn, identity))
-  common = dict(dataset=dataset, held_out=held, nets=nets, state=state, kid_subset_size=cfg.kid_subset_size, seed=seed)
-  train_ref = lambda: reference(dataset, min(len(fake), dataset.num_examples))  # noqa: E731
-  vs_train = MetricInputs(fake, feature_fn=feature_fn, real=train_ref, **common)
-  if held is None:
-    return metric_rows(names, cfg, vs_train)
-  held_ref = lambda: reference(held, held.num_examples)  # noqa: E731
-  vs_held = MetricInputs(fake, feature_fn=feature_fn, fake=lambda: vs_train.fake, real=held_ref, **common)
-  held_x = held.get_batch(0, held.num_examples)["x"]
-  baseline = MetricInputs(held_x, feature_fn=feature_fn, fake=held_ref if feature_fn else None, real=train_ref,
-                          **common)
-  return metric_rows(names, cfg, vs_train, vs_held, baseline)
+    reference = lambda ds, n: features.reference_features(ds, n, feature_fn, identity)  # noqa: E731
+  train = RealSet(dataset, counts["train"], feature_fn, reference)
+  held = held_ds and RealSet(held_ds, counts["held_out"], feature_fn, reference)
+  fakes = [(x, _features(x, feature_fn)) for x in fakes]
+  columns = image_columns(fakes, train, held, counts, seed, dataset=dataset, held_out=held_ds, nets=nets,
+                          state=state, kid_subset_size=cfg.kid_subset_size, real_cache={})
+  neighbours_png(fakes[0], train, os.path.join(out_dir, "neighbours.png"))
+  return {"counts": {**counts, "kid_subset": cfg.kid_subset_size}, "columns": [c.label for c in columns],
+          "rows": metric_rows(names, cfg, columns)}
+
+
+def neighbours_png(fake, train: RealSet, path: str, count: int = NEIGHBOURS):
+  """Goodfellow et al. 2014, Figure 2: each sample beside its nearest training image in pixel space and in
+  the feature network's space (when there is one); two such groups to a row, a blank tile between them."""
+  x, feats = fake[0][:count], fake[1]
+  groups = [x, train.images[copying.nearest(x, train.images)[1]]]
+  if feats is not None:
+    groups.append(train.images[copying.nearest(feats[1][:count], train.feats[1])[1]])
+  blank = np.ones_like(x[0])
+  tiles = []
+  for i in range(0, len(x) - 1, 2):
+    tiles += [g[i] for g in groups] + [blank] + [g[i + 1] for g in groups]
+  pictures.save_png(pictures.image_grid(np.stack(tiles), cols=2 * len(groups) + 1), path)
 
 
 def evaluate_run(workdir, step=None, best=False, num_samples=2500, seed=0, with_parzen=False, out_dir=None,
-                 eval_features="auto", inception_weights="", kid_subset_size=1000):
-  """Evaluates a run; writes pictures under out_dir; returns {'step', 'rows': {name: (value, vs held-out, baseline)}}."""
+                 eval_features="auto", inception_weights="", kid_subset_size=1000, draws=DRAWS):
+  """Evaluates a run on `draws` sets of latents (seeds seed, seed + 1, ...); writes pictures under out_dir;
+  returns {'step', 'draws', 'counts', 'columns': [label], 'rows': {key: [[mean, std] or None per column]}}."""
   cfg, nets, state, step, _ = restore.load_run(workdir, step, best)
   state = generate.sampling_state(nets, state, cfg.ema_statistics, cfg.batch_size, cfg.seed)
   cfg = validation.validate(dataclasses.replace(
       cfg, eval_metrics="", eval_features=eval_features, inception_weights=inception_weights,
       kid_subset_size=kid_subset_size), workdir=False)  # the tool's flags, checked as run.py checks them
-  memory.refuse_if_too_large("num_samples", num_samples, memory.sample_bytes(num_samples, nets.latent_dim, nets.data_shape),
-                             f"{num_samples:,} samples and their features")
+  memory.refuse_if_too_large("num_samples", num_samples,
+                             draws * memory.sample_bytes(num_samples, nets.latent_dim, nets.data_shape),
+                             f"{draws} draws of {num_samples:,} samples and their features")
   out_dir = out_dir or os.path.join(workdir, "eval")
   os.makedirs(out_dir, exist_ok=True)
   dataset = data_lib.make_dataset(cfg)
   task = tasks.make_task(cfg, dataset)
-  fake = task.to_data_units(generate_samples(nets, state, num_samples, seed))
+  fakes = [task.to_data_units(generate_samples(nets, state, num_samples, seed + d)) for d in range(draws)]
+  head = {"step": step, "draws": draws, "seeds": [seed + d for d in range(draws)]}
   if task.kind == "toy":
-    return {"step": step, "rows": _toy_rows(cfg, nets, state, task, fake)}
-  rows = _image_rows(cfg, nets, state, dataset, fake, seed, ("parzen",) if with_parzen else ())
+    names = evaluation_metrics("toy", None, False, True, num_samples, cfg)
+    column = Column(f"generated {num_samples:,}", [
+        MetricInputs(x, mixture=task.mixture, dataset=task.dataset, nets=nets, state=state, seed=seed + d)
+        for d, x in enumerate(fakes)])
+    return {**head, "counts": {"generated": num_samples}, "columns": [column.label],
+            "rows": metric_rows(names, cfg, [column])}
+  table = _image_table(cfg, nets, state, dataset, fakes, seed, out_dir, ("parzen",) if with_parzen else ())
   _latent_pictures(nets, state, seed, out_dir, with_class_means=cfg.feature_network(dataset.data_shape[-1]) == "digits")
-  return {"step": step, "rows": rows}
+  return {**head, **table}
 
 
 def interpolation_grid(nets, state, rows: int = 8, steps: int = 10, seed: int = 0):
@@ -174,9 +283,20 @@ def _latent_pictures(nets, state, seed, out_dir, with_class_means: bool):
 
 
 def format_table(result) -> str:
-  lines = [f"| metric (step {result['step']}) | generated vs train | generated vs held-out | "
-           "held-out vs train (real baseline) |", "|---|---|---|---|"]
-  fmt = lambda v: "" if v is None else (f"{v:.4g}" if isinstance(v, float) else str(v))  # noqa: E731
-  for name, values in result["rows"].items():
-    lines.append(f"| {name} | " + " | ".join(fmt(v) for v in values) + " |")
+  """evaluate.py's table: a line naming the draws and KID's subsets, then one row per metric key, each
+  cell the mean over the draws +- their standard deviation."""
+  seeds = ", ".join(str(v) for v in result["seeds"])
+  kid = result["counts"].get("kid_subset")
+  lines = [f"Step {result['step']}: {result['draws']} draw(s) of latents (seeds {seeds}); each cell the mean +- std "
+           "over the draws" + (f"; KID over 100 subsets of {kid}" if kid else "") + ".",
+           "| metric | " + " | ".join(result["columns"]) + " |", "|---" * (len(result["columns"]) + 1) + "|"]
+  for name, cells in result["rows"].items():
+    lines.append(f"| {name} | " + " | ".join(_format_cell(c) for c in cells) + " |")
   return "\n".join(lines)
+
+
+def _format_cell(cell) -> str:
+  if cell is None:
+    return ""
+  mean, std = cell
+  return f"{mean:.4g}" if std is None else f"{mean:.4g} +- {std:.2g}"

@@ -12,6 +12,7 @@ One interface for the training evaluator, `experiments/evaluate.py` and `experim
   final_metrics(rec)   what eval/final_metrics.json holds
   write_reals(dir)     reals.png beside the samples (images only)
 """
+import dataclasses
 import os
 
 import numpy as np
@@ -175,7 +176,10 @@ class ImageTask:
     self._num_reals = min(cfg.eval_samples, dataset.num_examples) if dataset is not None else 0
     self._kid_subset_size, self._seed = cfg.kid_subset_size, cfg.seed
     self.show_channels = cfg.dataset_spec.show_channels
-    self._real = None
+    self._real, self._real_cache = None, {}  # the training images' features; what metrics keep of the real data
+    wants_held_out = any(metrics_lib.HELD_OUT in metrics_lib.METRICS.get(n).needs for n in self.names)
+    self._held_out_cfg = cfg if wants_held_out and dataset is not None else None
+    self._held_out = None
 
   def to_data_units(self, x):
     return x
@@ -189,12 +193,20 @@ class ImageTask:
       self._real = features.reference_features(self.dataset, self._num_reals, fn, network)
     return self._real
 
+  def held_out(self):
+    """The held-out split, read at the first evaluation of a metric that needs it (else None)."""
+    if self._held_out is None and self._held_out_cfg is not None:
+      from gan_jax import data as data_lib
+      cfg = self._held_out_cfg
+      self._held_out = data_lib.make_dataset(dataclasses.replace(cfg, dataset=data_lib.held_out_dataset(cfg.dataset)))
+    return self._held_out
+
   def metrics(self, x, state=None) -> dict:
     if not self.names:
       return {}
     inputs = MetricInputs(x, feature_fn=self.feature and self.feature[0], real=self.feature and self.real_features,
-                          dataset=self.dataset,
-                          nets=self.nets, state=state, kid_subset_size=self._kid_subset_size, seed=self._seed)
+                          dataset=self.dataset, held_out=self.held_out(), nets=self.nets, state=state,
+                          kid_subset_size=self._kid_subset_size, seed=self._seed, real_cache=self._real_cache)
     return metrics_lib.compute(self.names, inputs)
 
   def theory(self, probe, state):

@@ -8,7 +8,7 @@ import os
 import re
 
 from gan_jax import config as config_lib
-from gan_jax import metrics, nets
+from gan_jax import data, metrics, nets
 from gan_jax.config import Config
 from gan_jax.errors import ConfigError
 
@@ -135,6 +135,8 @@ def check_metric(cfg: Config, name: str, num_samples: int, flag: str = "eval_sam
           f"{name} is a metric of --dataset={' | '.join(spec.datasets)}, not of --dataset={cfg.dataset}")
   require(spec.network is None or cfg.eval_features in ("auto", spec.network), "eval_metrics", cfg.eval_metrics,
           f"{name} needs the {spec.network} feature network: drop it or use --eval_features={spec.network}")
+  require(metrics.HELD_OUT not in spec.needs or data.held_out_dataset(cfg.dataset) is not None, "eval_metrics",
+          cfg.eval_metrics, f"{name} needs a held-out split, and --dataset={cfg.dataset} has none: drop {name}")
   need = spec.fewest_samples(cfg)
   require(num_samples >= need, flag, num_samples, f"--eval_metrics={cfg.eval_metrics} needs at least {need} "
           f"samples for {name}" + (" (--kid_subset_size)" if name == "kid" else ""))

@@ -164,16 +164,21 @@ def test_training_reports_image_metrics_and_evaluate_py_prints_the_table(tmp_pat
   assert record["fid"] > 0 and "kid_x1000" in record and 0 <= record["classes"] <= 10
   assert os.listdir(tmp_path / "checkpoints_best") == ["2"]  # ranked by FID
   result = subprocess.run([sys.executable, os.path.join(REPO, "experiments", "evaluate.py"),
-                           f"--workdir={tmp_path}", "--num_samples=300", "--parzen", "--kid_subset_size=100"],
+                           f"--workdir={tmp_path}", "--num_samples=300", "--draws=2", "--parzen", "--kid_subset_size=100"],
                           capture_output=True, text=True, timeout=600)
   assert result.returncode == 0, result.stderr[-3000:]
   for row in ("| fid |", "| kid_x1000 |", "| is |", "| precision |", "| coverage |", "| classes |", "| parzen_ll |",
-              "| d_features_linear_acc_100_labels |"):
+              "| copy_share |", "| copy_share_held_out |", "| d_features_linear_acc_100_labels |"):
     assert row in result.stdout
   saved = json.loads((tmp_path / "eval" / "evaluation.json").read_text())
-  fid_train, fid_held_out, fid_baseline = saved["rows"]["fid"]
-  assert saved["step"] == 2 and fid_baseline < min(fid_train, fid_held_out)  # real digits score best
-  assert (tmp_path / "eval" / "interpolations.png").exists() and (tmp_path / "eval" / "class_means.png").exists()
+  assert saved["columns"] == ["generated 300 vs train 4,000", "held-out 300 vs train 4,000 (real baseline)",
+                              "generated 300 vs held-out 1,000", "train 300 vs held-out 1,000 (real baseline)"]
+  (fid_train, spread), (fid_baseline, _), (fid_held_out, _), (fid_train_baseline, _) = saved["rows"]["fid"]
+  assert saved["step"] == 2 and saved["seeds"] == [0, 1] and spread > 0  # two draws of latents
+  assert max(fid_baseline, fid_train_baseline) < min(fid_train, fid_held_out)  # real digits score best
+  assert saved["rows"]["copy_share"][1:] == [None] * 3 and saved["counts"]["kid_subset"] == 100
+  for picture in ("interpolations.png", "class_means.png", "neighbours.png"):
+    assert (tmp_path / "eval" / picture).exists()
 
 
 def test_a_conditional_generators_walks_keep_one_class_and_its_class_grid_holds_z(tmp_path):

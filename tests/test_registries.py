@@ -74,6 +74,8 @@ def test_a_run_ranks_its_best_checkpoint_by_the_registered_metric_and_evaluate_t
     best = max(records, key=lambda r: r["brightness"])["step"]
     assert os.listdir(tmp_path / "checkpoints_best") == [str(best)]
     result = evaluation.evaluate_run(str(tmp_path), num_samples=16)
-  generated, versus_held_out, held_out_vs_train = result["rows"]["brightness"]
-  assert generated == versus_held_out and held_out_vs_train is not None  # the held-out split's own value
+  assert result["columns"] == ["generated 16 vs train 32", "generated 8 vs train 32", "held-out 8 vs train 32 (real "
+                               "baseline)", "generated 8 vs held-out 8", "train 8 vs held-out 8 (real baseline)"]
+  _, generated, held_out_vs_train, versus_held_out, train_vs_held_out = result["rows"]["brightness"]
+  assert generated == versus_held_out and None not in (held_out_vs_train, train_vs_held_out)  # the real sets' own
   assert "| brightness |" in evaluation.format_table(result)

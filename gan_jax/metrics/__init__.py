@@ -108,6 +108,10 @@ METRICS.register(MetricSpec(
                                                   "stacked_kl": LOWER, "stacked_samples": None},
     rank=("stacked_modes", "stacked_kl"), rank_priority=0, datasets=("stacked_mnist5k",)))
 METRICS.register(MetricSpec(
+    "copy", "gan_jax.metrics.copying:copy_metric", "the share of samples nearer (pixels) to a training image than "
+    "95 % of held-out images are: 0.05 for new data (copy_share_held_out), up to 1 for copies",
+    better={"copy_share": None, "copy_share_held_out": None}, needs=frozenset({HELD_OUT}), compares=False))
+METRICS.register(MetricSpec(
     "parzen", "gan_jax.metrics.parzen:parzen_metric", "Parzen-window log-likelihood of held-out images "
     "(Goodfellow et al. 2014)", better={"parzen_ll": HIGHER, "parzen_se": None, "parzen_sigma": None},
     needs=frozenset({HELD_OUT}), compares=False, training=False, evaluate=False))

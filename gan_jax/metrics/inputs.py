@@ -3,7 +3,8 @@
 The samples' features go through the feature network once however many metrics read them, and a
 result several metrics share (precision / recall and density / coverage come from one k-NN pass)
 is computed once through `shared(key, fn)`: the inputs own that cache, and it lives as long as
-the one evaluation.
+the one evaluation. What depends on the real data alone (a copy threshold, the training images) goes
+through `shared_real(key, fn)`, whose cache (`real_cache`) the caller may keep across evaluations.
 """
 from typing import Any, Callable, Optional
 
@@ -24,22 +25,29 @@ class MetricInputs:
   mixture:        the toy mixture (means, sigma)
   nets, state:    the GAN's networks and training state
   kid_subset_size, seed: options of KID and the subsampling metrics
+  real_cache:     a dict for `shared_real`, kept by the caller across evaluations of the same real data
   """
 
   def __init__(self, samples=None, *, feature_fn: Optional[Callable] = None, fake=None, real=None,
                held_out=None, dataset=None, mixture=None, nets=None, state=None, kid_subset_size: int = 1000,
-               seed: int = 0):
+               seed: int = 0, real_cache: Optional[dict] = None):
     self.samples, self.feature_fn, self._fake, self._real = samples, feature_fn, fake, real
     self.held_out, self.dataset, self.mixture = held_out, dataset, mixture
     self.nets, self.state = nets, state
     self.kid_subset_size, self.seed = kid_subset_size, seed
-    self._shared = {}
+    self._shared, self._real_cache = {}, {} if real_cache is None else real_cache
 
   def shared(self, key: str, fn: Callable[[], Any]):
     """fn(), computed once per MetricInputs for every metric that asks for `key`."""
     if key not in self._shared:
       self._shared[key] = fn()
     return self._shared[key]
+
+  def shared_real(self, key: str, fn: Callable[[], Any]):
+    """fn() of the real data alone, computed once per `real_cache` (it must not read the samples)."""
+    if key not in self._real_cache:
+      self._real_cache[key] = fn()
+    return self._real_cache[key]
 
   @property
   def count(self) -> int:
