@@ -11,8 +11,9 @@ with cudnn.benchmark, channels_last, torch.compile and bf16 autocast, the best o
 reference. Rounds alternate the two after warm-up; medians are printed.
 
 Configurations: CPU: dcgan32 (the DCGAN at width 64, 32x32x1, batch 64: dcgan.flags' net before the
-main-job recipe made it width 32), ring_mlp (3x256, batch 512);
-GPU/TPU: dcgan32, dcgan64_b128 and dcgan64_b512 (64x64x3, width 64). Printed per configuration and
+main-job recipe made it width 32), resnet32 (SNGAN's ResNets at Mimicry's size, G 256 / D 128 channels,
+32x32x3, batch 64, spectral norm, one D step), ring_mlp (3x256, batch 512);
+GPU/TPU: dcgan32, resnet32, dcgan64_b128 and dcgan64_b512 (64x64x3, width 64). Printed per configuration and
 precision: ms per iteration, PyTorch ms / gan-jax ms, compile seconds, and achieved TFLOP/s (FLOPs
 counted once by XLA:CPU's cost analysis of the f32 step, which counts convolutions; the GPU's does
 not count cuDNN's) against the device's dense peak (CPU: a 2048^2 matmul measured in the same run).
@@ -68,15 +69,17 @@ def device_peak(precision: str):
 def configs(platform: str):
   """name -> (Config, data_shape, (latent shape for torch), torch kind)."""
   from gan_jax.config import Config
-  dc = dict(workdir="-", dataset="mnist5k", model="dcgan", latent_dim=100, share_fakes=True, num_devices=1,
-            width=64)
-  out = {"dcgan32": (Config(**dc, resolution=32, batch_size=64), (32, 32, 1))}
+  dc = dict(workdir="-", dataset="mnist5k", model="dcgan", share_fakes=True, num_devices=1, width=64)
+  out = {"dcgan32": (Config(**dc, latent_dim=100, resolution=32, batch_size=64), (32, 32, 1)),
+         # SNGAN's ResNets at Mimicry's size (experiments/sngan.flags' nets), one D step per iteration.
+         "resnet32": (Config(**{**dc, "model": "resnet", "width": 256}, d_width=128, latent_dim=128, resolution=32,
+                             batch_size=64, spectral_norm=True), (32, 32, 3))}
   if platform == "cpu":
     out["ring_mlp"] = (Config(workdir="-", dataset="ring", model="mlp", latent_dim=2, batch_size=512,
                               share_fakes=True, num_devices=1), (2,))
   else:
-    out["dcgan64_b128"] = (Config(**dc, resolution=64, batch_size=128), (64, 64, 3))
-    out["dcgan64_b512"] = (Config(**dc, resolution=64, batch_size=512), (64, 64, 3))
+    out["dcgan64_b128"] = (Config(**dc, latent_dim=100, resolution=64, batch_size=128), (64, 64, 3))
+    out["dcgan64_b512"] = (Config(**dc, latent_dim=100, resolution=64, batch_size=512), (64, 64, 3))
   return out
 
 
@@ -104,7 +107,7 @@ def jax_trainer(cfg, data_shape):
   mesh = sharding.make_mesh(1)
   state = jax.jit(lambda: init_state(cfg, nets, g_tx, d_tx), out_shardings=sharding.replicated_sharding(mesh))()
   spc = steps_per_call(cfg, jax.default_backend())
-  if cfg.model == "dcgan":
+  if cfg.model != "mlp":
     feed = make_feed(RandomImages(data_shape).ds, mesh, 1, cfg.batch_size)
   else:
     feed = HostFeed(ToyDataset(TOY["ring"](), 0), mesh, 1, cfg.batch_size)
@@ -156,10 +159,14 @@ def torch_trainers(kind, cfg, data_shape, device):
   variants = ("eager",) if device == "cpu" else ref.VARIANTS
   out, params = {}, None
   for variant in variants:
-    if kind == "dcgan":
+    if kind in ("dcgan", "resnet"):
       res, _, channels = data_shape
-      g, d = ref.dcgan(cfg.latent_dim, cfg.width, channels, res)
-      latent = (cfg.latent_dim, 1, 1)
+      if kind == "dcgan":
+        g, d = ref.dcgan(cfg.latent_dim, cfg.width, channels, res)
+        latent = (cfg.latent_dim, 1, 1)
+      else:
+        g, d = ref.resnet(cfg.latent_dim, cfg.width, cfg.d_width, channels)
+        latent = (cfg.latent_dim,)
       real = torch.rand(cfg.batch_size, channels, res, res, device=device) * 2 - 1
     else:
       g, d = ref.mlp()
@@ -187,7 +194,7 @@ def torch_trainers(kind, cfg, data_shape, device):
 def measure(name, cfg, shape, args, torch_device):
   """Figures of one configuration and precision."""
   jax_run, compile_s, spc, jax_params = jax_trainer(cfg, shape)
-  torch_runs, torch_params = torch_trainers("dcgan" if cfg.model == "dcgan" else "mlp", cfg, shape, torch_device)
+  torch_runs, torch_params = torch_trainers(cfg.model, cfg, shape, torch_device)
   assert jax_params == torch_params, (name, jax_params, torch_params)
   iters = args.iters * (10 if cfg.model == "mlp" else 1)
   jax_ms, torch_ms = [], {v: [] for v in torch_runs}

@@ -1,4 +1,4 @@
-"""PyTorch references for benchmarks/step_time.py: the same DCGANs and ring MLP, the usual training loop.
+"""PyTorch references for benchmarks/step_time.py: the same DCGANs, SNGAN ResNets and ring MLP, the usual loop.
 
 DCGAN (Radford et al. 2015) at 32 px (3 upsamplings) or 64 px (4): G z -> ConvT to 4x4 -> ... -> C@R
 (BN + ReLU, tanh out), D the mirror (LeakyReLU 0.2, BN but on the input layer, a 4x4 conv head).
@@ -37,6 +37,68 @@ def mlp(latent=2, hidden=(256, 256, 256), out=2):
       w = h
     return nn.Sequential(*layers, nn.Linear(w, n_out))
   return stack(latent, out), nn.Sequential(stack(out, 1), nn.Flatten(0))
+
+
+class _GBlock(nn.Module):
+  """SNGAN's G block as Mimicry's resblocks.GBlock writes it (upsample=True, bilinear)."""
+
+  def __init__(self, c_in, c_out, num_classes=0):
+    super().__init__()
+    self.b1, self.b2 = nn.BatchNorm2d(c_in), nn.BatchNorm2d(c_out)
+    self.c1, self.c2 = nn.Conv2d(c_in, c_out, 3, 1, 1), nn.Conv2d(c_out, c_out, 3, 1, 1)
+    self.c_sc = nn.Conv2d(c_in, c_out, 1, 1, 0)
+
+  def forward(self, x):
+    up = lambda t: nn.functional.interpolate(t, scale_factor=2, mode="bilinear", align_corners=False)  # noqa: E731
+    h = self.c2(torch.relu(self.b2(self.c1(up(torch.relu(self.b1(x)))))))
+    return h + self.c_sc(up(x))
+
+
+class _DBlock(nn.Module):
+  """SNGAN's D blocks as Mimicry's DBlockOptimized / DBlock write them, spectrally normalised."""
+
+  def __init__(self, c_in, c_out, first=False, downsample=True):
+    super().__init__()
+    sn = nn.utils.spectral_norm
+    self.first, self.downsample = first, downsample
+    self.c1, self.c2 = sn(nn.Conv2d(c_in, c_out, 3, 1, 1)), sn(nn.Conv2d(c_out, c_out, 3, 1, 1))
+    self.c_sc = sn(nn.Conv2d(c_in, c_out, 1, 1, 0)) if (first or downsample or c_in != c_out) else None
+
+  def forward(self, x):
+    pool = lambda t: nn.functional.avg_pool2d(t, 2) if self.downsample else t  # noqa: E731
+    if not self.first:
+      x = torch.relu(x)  # Mimicry's in-place ReLU: the shortcut reads ReLU(x)
+    h = self.c2(torch.relu(self.c1(x)))
+    if self.first:
+      return pool(h) + self.c_sc(pool(x))
+    return pool(h) + (pool(self.c_sc(x)) if self.c_sc is not None else x)
+
+
+class _ResNetG(nn.Module):
+  def __init__(self, latent, width, channels):
+    super().__init__()
+    self.width, self.l1 = width, nn.Linear(latent, 16 * width)
+    self.blocks = nn.Sequential(*[_GBlock(width, width) for _ in range(3)])
+    self.out = nn.Sequential(nn.BatchNorm2d(width), nn.ReLU(True), nn.Conv2d(width, channels, 3, 1, 1), nn.Tanh())
+
+  def forward(self, z):
+    return self.out(self.blocks(self.l1(z).view(z.shape[0], self.width, 4, 4)))
+
+
+class _ResNetD(nn.Module):
+  def __init__(self, width, channels):
+    super().__init__()
+    self.blocks = nn.Sequential(_DBlock(channels, width, first=True), _DBlock(width, width),
+                                _DBlock(width, width, downsample=False), _DBlock(width, width, downsample=False))
+    self.l5 = nn.utils.spectral_norm(nn.Linear(width, 1))
+
+  def forward(self, x):
+    return self.l5(torch.relu(self.blocks(x)).sum(dim=(2, 3))).flatten()
+
+
+def resnet(latent=128, width=256, d_width=128, channels=3):
+  """(G, D): SNGAN's 32x32 ResNets (Mimicry's sngan_32, the nets of gan_jax.nets.resnet)."""
+  return _ResNetG(latent, width, channels), _ResNetD(d_width, channels)
 
 
 def count_params(module):

@@ -18,7 +18,7 @@ LOSS_NAMES = ("nonsaturating", "minimax", "maximum_likelihood", "wgan", "hinge",
 D_ACTIVATIONS = ("relu", "leaky_relu", "tanh", "maxout")
 G_ACTIVATIONS = ("relu", "tanh")
 OUTPUT_ACTIVATIONS = ("linear", "tanh", "sigmoid")
-LR_SCHEDULES = ("constant", "cosine")
+LR_SCHEDULES = ("constant", "cosine", "linear")
 RESOLUTIONS = (28, 32, 64)
 EVAL_FEATURES = ("auto", "digits", "inception")
 CONDITIONINGS = ("none", "concat", "acgan", "projection")
@@ -26,6 +26,7 @@ NAN_POLICIES = ("stop", "ignore")
 COMPUTE_DTYPES = ("f32", "bf16")
 EMA_STATISTICS = ("running", "ema", "standing")
 REPLICA_MODES = ("auto", "vmap", "loop")
+UPSAMPLINGS = ("bilinear", "nearest")  # = gan_jax.nets.resnet.UPSAMPLINGS, tested
 # --sweep's fields: scalars the step reads only as numbers (learning rates, loss weights), so one
 # compiled step serves every value (gan_jax/replicas.py).
 SWEEPABLE = ("lr_g", "lr_d", "gp_weight", "r1_weight", "acgan_weight", "label_smoothing")
@@ -50,9 +51,9 @@ def _on_off_is_shape(saved, current, cfg):
 
 
 def _schedule_length(saved, current, cfg):
-  """train_steps sets the length of a cosine schedule (trajectory), and nothing else (free)."""
+  """train_steps sets the length of a decaying schedule (trajectory), and nothing else (free)."""
   del saved, current
-  return TRAJECTORY if cfg.lr_schedule == "cosine" else FREE
+  return TRAJECTORY if cfg.lr_schedule in ("cosine", "linear") else FREE
 
 
 def _ema_statistics_policy(saved, current, cfg):
@@ -101,7 +102,9 @@ class Config:
   g_output: str = _field("linear", "Generator output activation: " + _names(OUTPUT_ACTIVATIONS)
                          + " (images use tanh).", SHAPE)
   width: int = _field(64, "Base width: channels of G's last hidden layer (and D's first, unless --d_width).", SHAPE)
-  d_width: int = _field(0, "D's base width: channels of its first layer (0: --width).", SHAPE)
+  d_width: int = _field(0, "D's base width: channels of its first layer (0: --width; resnet: --width / 2).", SHAPE)
+  upsample: str = _field("bilinear", "How the ResNet G's blocks upsample: bilinear (Mimicry's) | nearest (Chainer's "
+                         "SNGAN, StudioGAN).", TRAJECTORY)
   spectral_norm: bool = _field(False, "Spectral normalisation of every layer of D (Miyato et al. 2018; the "
                                "projection embedding and the AC-GAN head included; replaces batch norm in the "
                                "DCGAN D); power-iteration state is checkpointed.", SHAPE)
@@ -146,7 +149,7 @@ class Config:
   lr_d: float = _field(2e-4, "Discriminator Adam learning rate.", TRAJECTORY)
   beta1: float = _field(0.5, "Adam beta1 (DCGAN: 0.5).", TRAJECTORY)
   beta2: float = _field(0.999, "Adam beta2.", TRAJECTORY)
-  lr_schedule: str = _field("constant", _names(LR_SCHEDULES) + " (cosine: decay to 0 at train_steps).", TRAJECTORY)
+  lr_schedule: str = _field("constant", _names(LR_SCHEDULES) + " (cosine, linear: decay to 0 at train_steps).", TRAJECTORY)
   ema_decay: float = _field(0.0, "EMA of G's weights for samples and evaluation; 0 turns it off.", TRAJECTORY)
   ema_statistics: str = _field("running", "The batch-norm statistics G_ema samples with: " + _names(EMA_STATISTICS)
                                + " (running: the training G's running averages; ema: their EMA at --ema_decay, "

@@ -48,6 +48,7 @@ class GANState:
 SCHEDULES = {
     "constant": lambda lr, updates: optax.constant_schedule(lr),
     "cosine": lambda lr, updates: optax.cosine_decay_schedule(lr, updates),  # to 0 at the last update
+    "linear": lambda lr, updates: optax.linear_schedule(lr, 0.0, updates),  # SNGAN's (Chainer's LinearShift)
 }
 
 

@@ -43,7 +43,7 @@ def _check_names(cfg: Config):
                       ("g_output", config_lib.OUTPUT_ACTIVATIONS), ("lr_schedule", config_lib.LR_SCHEDULES),
                       ("nan_policy", config_lib.NAN_POLICIES), ("conditioning", config_lib.CONDITIONINGS),
                       ("compute_dtype", config_lib.COMPUTE_DTYPES), ("ema_statistics", config_lib.EMA_STATISTICS),
-                      ("replica_mode", config_lib.REPLICA_MODES),
+                      ("replica_mode", config_lib.REPLICA_MODES), ("upsample", config_lib.UPSAMPLINGS),
                       ("latent_distribution", nets.LATENT_DISTRIBUTIONS)):
     _one_of(cfg, flag, names)
   spec = cfg.dataset_spec  # a ConfigError for an unknown name or argument
@@ -52,6 +52,10 @@ def _check_names(cfg: Config):
           f"{cfg.model} takes {' or '.join(model.data)} data, not --dataset={cfg.dataset} ({spec.kind} data)")
   if not cfg.is_toy:
     _one_of(cfg, "resolution", config_lib.RESOLUTIONS)
+    require(not model.resolutions or cfg.resolution in model.resolutions, "resolution", cfg.resolution,
+            f"--model={cfg.model} is built for {' or '.join(map(str, model.resolutions))} px")
+  for flag in model.refuses:
+    require(not getattr(cfg, flag), flag, getattr(cfg, flag), f"--model={cfg.model} does not implement it; leave it off")
   require(not (cfg.diffaugment and cfg.is_toy), "diffaugment", cfg.diffaugment,
           f"augments images, and --dataset={cfg.dataset} holds points")
   require(cfg.channels in (0, 1, 3), "channels", cfg.channels, "0 (from the data), 1 or 3")

@@ -20,7 +20,7 @@ def run_cli(*args, cwd=REPO):
 
 BAD = [
     ("--dataset=moons", "--dataset=moons", "valid choices: ring[:radius=R,sigma=S], grid[:sigma=S], gauss1d, mnist5k[:SPLIT]"),
-    ("--model=resnet", "--model=resnet", "valid choices: mlp, dcgan"),
+    ("--model=stylegan", "--model=stylegan", "valid choices: mlp, dcgan"),
     ("--loss=kl", "--loss=kl", "valid choices: nonsaturating, minimax, maximum_likelihood, wgan, hinge, lsgan"),
     ("--batch_size=0", "--batch_size=0", "must be a positive number"),
     ("--train_steps=-5", "--train_steps=-5", "must be a positive number"),

@@ -23,6 +23,8 @@ class ModelSpec:
   convolutional: bool        # conv nets run one step per call on XLA:CPU (--steps_per_call=auto)
   data: tuple = (TOY, IMAGE)  # the kinds of dataset it takes
   options: tuple = ()        # the Config fields passed to `build` as keyword arguments
+  resolutions: tuple = ()    # the image sides it is built for (empty: every --resolution)
+  refuses: tuple = ()        # Config fields it does not implement: validation refuses them unless off
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,10 +51,16 @@ MODELS.register(ModelSpec(
 MODELS.register(ModelSpec(
     "dcgan_tf", "gan_jax.nets.dcgan_tf:build", "Radford's DCGAN as carpedm20's TensorFlow code writes it (5x5 kernels, "
     "four halvings): PacGAN's Stacked MNIST nets in VEEGAN's setting", convolutional=True, data=(IMAGE,),
-    options=("width", "d_width")))
+    options=("width", "d_width"), refuses=("virtual_batch_norm",)))
 MODELS.register(ModelSpec(
     "dcgan_small", "gan_jax.nets.dcgan_tf:build_small", "the small 3x3 DCGAN of the Unrolled GAN paper's Stacked MNIST "
-    "experiment (--width=8 --d_width=2: D = 1/4 G)", convolutional=True, data=(IMAGE,), options=("width", "d_width")))
+    "experiment (--width=8 --d_width=2: D = 1/4 G)", convolutional=True, data=(IMAGE,), options=("width", "d_width"),
+    refuses=("virtual_batch_norm",)))
+MODELS.register(ModelSpec(
+    "resnet", "gan_jax.nets.resnet:build", "the ResNet G and D of SNGAN / cGAN-PD (Miyato et al. 2018), Mimicry's "
+    "32x32 layers (--width=256: G's channels; D's --d_width, 0: half of them; conditional batch norm in a "
+    "conditional G)", convolutional=True, data=(IMAGE,), options=("width", "d_width", "upsample"),
+    resolutions=(32,), refuses=("virtual_batch_norm",)))
 
 
 class GANNets(NamedTuple):

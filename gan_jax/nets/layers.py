@@ -213,6 +213,7 @@ class DiscriminatorHead(nn.Module):
   minibatch_kernel_dim: int = 5
   dense: Callable = nn.Dense
   layer: Callable = lambda module: module
+  embedding_init: Callable = nn.initializers.normal(0.02)  # the projection's class embedding
 
   @nn.compact
   def __call__(self, h, labels=None):
@@ -222,19 +223,21 @@ class DiscriminatorHead(nn.Module):
     logit = jnp.squeeze(self.dense(1)(h), -1)
     class_logits = None
     if self.conditioning == "projection":
-      embed = self.layer(nn.Embed(self.num_classes, h.shape[-1], embedding_init=nn.initializers.normal(0.02)))
+      embed = self.layer(nn.Embed(self.num_classes, h.shape[-1], embedding_init=self.embedding_init))
       logit = logit + jnp.sum(embed(labels) * h, axis=-1)
     elif self.conditioning == "acgan":
       class_logits = self.layer(nn.Dense(self.num_classes))(h)
     return logit, class_logits
 
 
-def head(d: "DiscriminatorOptions", h, labels, train: bool, kernel_init=None):
-  """D's head on its last map h [N, ...] (flattened), built inside d's call: (logit [N], class logits)."""
-  kw = {} if kernel_init is None else {"kernel_init": kernel_init}
+def head(d: "DiscriminatorOptions", h, labels, train: bool, kernel_init=None, bias_init=None, embedding_init=None):
+  """D's head on its last map h [N, ...] (flattened), built inside d's call: (logit [N], class logits).
+  The initialisers left None are Flax's (the dense layers) and N(0, 0.02) (the projection's embedding)."""
+  kw = {k: v for k, v in (("kernel_init", kernel_init), ("bias_init", bias_init)) if v is not None}
+  embedding = {} if embedding_init is None else {"embedding_init": embedding_init}
   return DiscriminatorHead(d.conditioning, d.num_classes, d.minibatch_kernels,
                            dense=lambda width: d.layer(nn.Dense(width, **kw), train),
-                           layer=lambda module: d.layer(module, train))(h.reshape(h.shape[0], -1), labels)
+                           layer=lambda module: d.layer(module, train), **embedding)(h.reshape(h.shape[0], -1), labels)
 
 
 def concat_labels(x, labels, num_classes: int):
