@@ -160,3 +160,26 @@ def test_eight_devices_equal_one_for_the_resnet(tmp_path, conditioning):
   assert "batch_stats" in s1.g_collections and "batch_stats" in s1.d_collections  # BN statistics; SN vectors
   assert_trees_close(s1.g_collections, s8.g_collections, 1e-5)
   assert_trees_close(s1.d_collections, s8.d_collections, 1e-5)
+
+
+def test_the_linear_schedule_decays_each_players_rate_to_zero_over_its_updates():
+  """SNGAN's linear decay: lr_t = lr (1 - t / T), T = the player's updates in the run (D: train_steps x
+  d_steps), the rate Adam's first update uses being lr itself."""
+  from gan_jax.state import SCHEDULES
+  schedule = SCHEDULES["linear"](2e-4, 5 * 100)
+  for t in (0, 1, 250, 499, 500, 600):
+    np.testing.assert_allclose(float(schedule(t)), 2e-4 * max(0.0, 1 - t / 500), rtol=1e-4, atol=1e-12)  # float32
+
+
+def test_sngan_flags_are_mimicrys_recipe_and_the_cpu_flags_reduce_it():
+  import os
+
+  from tests.conftest import REPO
+  lines = lambda name: [l.strip() for l in open(os.path.join(REPO, "experiments", name))  # noqa: E731
+                        if l.startswith("--")]
+  recipe = lines("sngan.flags")
+  for flag in ("--model=resnet", "--width=256", "--d_width=128", "--spectral_norm", "--loss=hinge", "--d_steps=5",
+               "--batch_size=64", "--train_steps=100000", "--lr_g=2e-4", "--lr_d=2e-4", "--beta1=0.0",
+               "--beta2=0.9", "--lr_schedule=linear", "--latent_dim=128", "--dataset=tfds:cifar10"):
+    assert flag in recipe, flag
+  assert lines("sngan_cpu.flags")[:2] == ["--flagfile=sngan.flags", "--dataset=mnist5k"]
