@@ -182,8 +182,9 @@ def _image_table(cfg, nets, state, dataset, fakes, seed, out_dir, extra=()):
   train = RealSet(dataset, counts["train"], feature_fn, reference)
   held = held_ds and RealSet(held_ds, counts["held_out"], feature_fn, reference)
   fakes = [(x, _features(x, feature_fn)) for x in fakes]
+  whole = {"train_images": train.images} if counts["train"] == dataset.num_examples else {}  # what copy reads
   columns = image_columns(fakes, train, held, counts, seed, dataset=dataset, held_out=held_ds, nets=nets,
-                          state=state, kid_subset_size=cfg.kid_subset_size, real_cache={})
+                          state=state, kid_subset_size=cfg.kid_subset_size, real_cache=whole)
   neighbours_png(fakes[0], train, os.path.join(out_dir, "neighbours.png"))
   return {"counts": {**counts, "kid_subset": cfg.kid_subset_size}, "columns": [c.label for c in columns],
           "rows": metric_rows(names, cfg, columns)}

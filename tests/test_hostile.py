@@ -372,3 +372,9 @@ def test_a_tensor_reaching_beyond_its_storage_is_refused_before_any_read(tmp_pat
   result = subprocess.run([sys.executable, "-c", "import pickle\n" + code, str(path)], capture_output=True, text=True,
                           timeout=120)
   assert result.returncode == 0 and "refused:" in result.stdout, (result.returncode, result.stdout, result.stderr[-2000:])
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("value", ["0", "-2"])
+def test_evaluate_py_refuses_fewer_than_one_draw(trained, value):
+  one_error_line(_tool("evaluate.py", f"--workdir={trained}", f"--draws={value}"), f"--draws={value}: must be >= 1")
