@@ -24,7 +24,7 @@ def test_help_texts_list_the_names():
                        ("lr_schedule", config_lib.LR_SCHEDULES), ("nan_policy", config_lib.NAN_POLICIES),
                        ("eval_metrics", metrics.METRICS.names())):
     assert all(n in config_lib.help_text(field) for n in names), field
-  assert "(Used by --model=dcgan | dcgan_tf | dcgan_small.)" in config_lib.help_text("width")
+  assert "(Used by --model=dcgan | dcgan_tf | dcgan_small | resnet.)" in config_lib.help_text("width")
 
 
 def test_every_field_a_model_reads_is_a_config_field():
