@@ -50,11 +50,8 @@ def evaluation_metrics(kind: str, network, held_out: bool, labelled: bool, num_s
 
 def _held_out(cfg):
   """The held-out split of cfg.dataset (gan_jax.data.DATASETS), or None when it has none or it is absent."""
-  held = data_lib.held_out_dataset(cfg.dataset)
-  if held is None:
-    return None
   try:
-    return data_lib.make_dataset(dataclasses.replace(cfg, dataset=held))
+    return data_lib.make_held_out_dataset(cfg)
   except DataError as e:
     print(f"no held-out column: {e}")
     return None
@@ -70,7 +67,6 @@ class Column:
   """One column of the table: a sample set compared with a reference set, once per draw (`inputs`)."""
   label: str
   inputs: list  # MetricInputs per draw
-  generated: bool = True
 
 
 def table_counts(num_samples: int, train_examples: int, held_examples: Optional[int]) -> dict:
@@ -105,7 +101,7 @@ class RealSet:
       rows = slice(draw * n, (draw + 1) * n)
       return self.images[rows], self.feats and tuple(f[rows] for f in self.feats)
     x = self.dataset.get_batch(draw, n)["x"]
-    return x, self.feature_fn and tuple(np.asarray(a) for a in self.feature_fn(x))
+    return x, _features(x, self.feature_fn)
 
 
 def image_columns(fakes, train: RealSet, held: Optional[RealSet], counts, seed, **common) -> list:
@@ -125,10 +121,10 @@ def image_columns(fakes, train: RealSet, held: Optional[RealSet], counts, seed, 
     columns.append(Column(f"generated {n:,} vs train {n_train:,}", inputs(cut, train)))
   return columns + [
       Column(f"held-out {n:,} vs train {n_train:,} (real baseline)",
-             inputs([held.subset(d, n) for d in range(held_draws)], train), generated=False),
+             inputs([held.subset(d, n) for d in range(held_draws)], train)),
       Column(f"generated {n:,} vs held-out {n_held:,}", inputs(cut, held)),
       Column(f"train {n:,} vs held-out {n_held:,} (real baseline)",
-             inputs([train.subset(d, n) for d in range(len(fakes))], held), generated=False)]
+             inputs([train.subset(d, n) for d in range(len(fakes))], held))]
 
 
 def _cell(values):
@@ -182,7 +178,8 @@ def _image_table(cfg, nets, state, dataset, fakes, seed, out_dir, extra=()):
   train = RealSet(dataset, counts["train"], feature_fn, reference)
   held = held_ds and RealSet(held_ds, counts["held_out"], feature_fn, reference)
   fakes = [(x, _features(x, feature_fn)) for x in fakes]
-  whole = {"train_images": train.images} if counts["train"] == dataset.num_examples else {}  # what copy reads
+  whole = {key: s.images for key, s in (("train_images", train), ("held_out_images", held))  # what copy reads
+           if s is not None and len(s.images) == s.dataset.num_examples}
   columns = image_columns(fakes, train, held, counts, seed, dataset=dataset, held_out=held_ds, nets=nets,
                           state=state, kid_subset_size=cfg.kid_subset_size, real_cache=whole)
   neighbours_png(fakes[0], train, os.path.join(out_dir, "neighbours.png"))

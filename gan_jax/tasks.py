@@ -12,7 +12,6 @@ One interface for the training evaluator, `experiments/evaluate.py` and `experim
   final_metrics(rec)   what eval/final_metrics.json holds
   write_reals(dir)     reals.png beside the samples (images only)
 """
-import dataclasses
 import os
 
 import numpy as np
@@ -178,8 +177,7 @@ class ImageTask:
     self.show_channels = cfg.dataset_spec.show_channels
     self._real, self._real_cache = None, {}  # the training images' features; what metrics keep of the real data
     wants_held_out = any(metrics_lib.HELD_OUT in metrics_lib.METRICS.get(n).needs for n in self.names)
-    self._held_out_cfg = cfg if wants_held_out and dataset is not None else None
-    self._held_out = None
+    self._held_out_cfg, self._held_out = (cfg if wants_held_out and dataset is not None else None), None
 
   def to_data_units(self, x):
     return x
@@ -197,8 +195,7 @@ class ImageTask:
     """The held-out split, read at the first evaluation of a metric that needs it (else None)."""
     if self._held_out is None and self._held_out_cfg is not None:
       from gan_jax import data as data_lib
-      cfg = self._held_out_cfg
-      self._held_out = data_lib.make_dataset(dataclasses.replace(cfg, dataset=data_lib.held_out_dataset(cfg.dataset)))
+      self._held_out = data_lib.make_held_out_dataset(self._held_out_cfg)
     return self._held_out
 
   def metrics(self, x, state=None) -> dict:

@@ -151,6 +151,12 @@ def make_dataset(cfg) -> Dataset:
   return resolve(spec.load)(spec.name, cfg.dataset.partition(":")[2], data_options(cfg))
 
 
+def make_held_out_dataset(cfg) -> Optional[Dataset]:
+  """The held-out split of `cfg.dataset` (never trained on), read now, or None when it has none."""
+  held = held_out_dataset(cfg.dataset)
+  return None if held is None else make_dataset(dataclasses.replace(cfg, dataset=held))
+
+
 def content_identity(fingerprint: dict) -> dict:
   """What a dataset's fingerprint says of its contents alone: what a resume compares (the seed, the
   data scale and other flags are compared as flags)."""

@@ -68,6 +68,13 @@ def conv(features: int, size: int, fan_in_channels: int, gain: float, dtype=None
                  bias_init=torch_bias(fan_in_channels * size * size), dtype=dtype)
 
 
+def _batch_norm(train: bool, axis_name: Optional[str], dtype, affine: bool = True):
+  """PyTorch's BatchNorm2d defaults (eps 1e-5, running averages at 0.9; scale 1, bias 0 when affine),
+  statistics over `axis_name`'s devices in training."""
+  return nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=1e-5, dtype=dtype,
+                      use_scale=affine, use_bias=affine, axis_name=axis_name if train else None)
+
+
 class ConditionalBatchNorm(nn.Module):
   """x [B, H, W, C], labels [B] -> gamma_y * BN(x) + beta_y (BN without affine parameters; gamma, beta
   from an embedding [num_classes, 2C], gamma init N(1, 0.02), beta 0). num_classes = 0: plain BN."""
@@ -79,8 +86,7 @@ class ConditionalBatchNorm(nn.Module):
   @nn.compact
   def __call__(self, x, labels=None):
     affine = not self.num_classes
-    h = nn.BatchNorm(use_running_average=not self.train, momentum=BN_MOMENTUM, epsilon=1e-5, dtype=self.dtype,
-                     use_scale=affine, use_bias=affine, axis_name=self.axis_name if self.train else None)(x)
+    h = _batch_norm(self.train, self.axis_name, self.dtype, affine)(x)
     if affine:
       return h
     c = x.shape[-1]
@@ -130,8 +136,7 @@ class ResNetGenerator(nn.Module):
     h = h.reshape(h.shape[0], self.bottom, self.bottom, self.width)
     for _ in range(3):
       h = GBlock(self.width, self.num_classes, self.upsample, train, self.bn_axis_name, self.dtype)(h, labels)
-    h = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=1e-5, dtype=self.dtype,
-                     axis_name=self.bn_axis_name if train else None)(h)
+    h = _batch_norm(train, self.bn_axis_name, self.dtype)(h)
     h = to_float32(nn.relu(h))
     return nn.tanh(conv(self.channels, 3, self.width, 1.0)(h))
 
