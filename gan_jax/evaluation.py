@@ -178,8 +178,8 @@ def _image_table(cfg, nets, state, dataset, fakes, seed, out_dir, extra=()):
   train = RealSet(dataset, counts["train"], feature_fn, reference)
   held = held_ds and RealSet(held_ds, counts["held_out"], feature_fn, reference)
   fakes = [(x, _features(x, feature_fn)) for x in fakes]
-  whole = {key: s.images for key, s in (("train_images", train), ("held_out_images", held))  # what copy reads
-           if s is not None and len(s.images) == s.dataset.num_examples}
+  whole = {key: s.images for key, s in (("train_images", train), ("held_out_images", held))  # MetricInputs'
+           if s is not None and len(s.images) == s.dataset.num_examples}  # train_images() / held_out_images()
   columns = image_columns(fakes, train, held, counts, seed, dataset=dataset, held_out=held_ds, nets=nets,
                           state=state, kid_subset_size=cfg.kid_subset_size, real_cache=whole)
   neighbours_png(fakes[0], train, os.path.join(out_dir, "neighbours.png"))

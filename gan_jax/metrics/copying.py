@@ -47,13 +47,8 @@ def copy_share(samples, train, tau: float) -> float:
 def copy_metric(inputs) -> dict:
   """The registry's 'copy': copy_share of the samples, and of the second held-out half (new data, the
   baseline: 0.05 up to its sampling error, sqrt(0.05 * 0.95 / (H / 2)))."""
-  train = inputs.shared_real("train_images", lambda: _images(inputs.dataset))
-  held = inputs.shared_real("held_out_images", lambda: _images(inputs.held_out))
+  train, held = inputs.train_images(), inputs.held_out_images()
   tau = inputs.shared_real("copy_threshold", lambda: copy_threshold(train, held))
   return {"copy_share": copy_share(inputs.samples, train, tau),
           "copy_share_held_out": inputs.shared_real("copy_share_held_out",
                                                lambda: copy_share(held[len(held) // 2:], train, tau))}
-
-
-def _images(dataset):
-  return dataset.get_batch(0, dataset.num_examples)["x"]

@@ -49,6 +49,14 @@ class MetricInputs:
       self._real_cache[key] = fn()
     return self._real_cache[key]
 
+  def train_images(self):
+    """Every training image [T, ...] (the Dataset's stream order), read once per `real_cache`."""
+    return self.shared_real("train_images", lambda: self.dataset.get_batch(0, self.dataset.num_examples)["x"])
+
+  def held_out_images(self):
+    """Every held-out image [H, ...], read once per `real_cache`."""
+    return self.shared_real("held_out_images", lambda: self.held_out.get_batch(0, self.held_out.num_examples)["x"])
+
   @property
   def count(self) -> int:
     """How many samples."""

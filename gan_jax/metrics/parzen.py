@@ -35,7 +35,7 @@ def parzen_estimate(samples, validation, test, sigmas=None):
 def parzen_metric(inputs) -> dict:
   """The registry's 'parzen': in [0, 1] pixel space, sigma chosen on the first half of the held-out
   images, the log-likelihood of the other half."""
-  held_out = inputs.held_out.get_batch(0, inputs.held_out.num_examples)["x"]
+  held_out = inputs.held_out_images()
   to01 = lambda a: (np.asarray(a, np.float64).reshape(len(a), -1) + 1) / 2  # noqa: E731
   half = len(held_out) // 2
   mean, se, sigma = parzen_estimate(to01(inputs.samples), to01(held_out[:half]), to01(held_out[half:]),
