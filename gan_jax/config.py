@@ -45,7 +45,7 @@ def _field(default, help_text, resume, **kw):
 
 
 def _on_off_is_shape(saved, current, cfg):
-  """Turning historical averaging on or off adds or drops state; reweighing it changes the trajectory."""
+  """Turning historical averaging (or D's EMA) on or off adds or drops state; reweighing it changes the trajectory."""
   del cfg
   return SHAPE if (saved > 0) != (current > 0) else TRAJECTORY
 
@@ -119,6 +119,13 @@ class Config:
                              "into G and D; acgan: auxiliary classifier; projection: projection D). Needs a "
                              "labelled dataset.", SHAPE)
   acgan_weight: float = _field(1.0, "Weight of the AC-GAN class log-likelihood terms.", TRAJECTORY)
+  labeled_examples: int = _field(0, "Semi-supervised GAN (Salimans et al. 2016; NIPS 2016 tutorial sec. 5.4): D is "
+                                 "a K+1-class classifier trained on this many labelled training examples (N/K per "
+                                 "class, drawn by --seed, listed in WORKDIR/labeled_examples.json; the whole "
+                                 "training set: every label) beside the GAN game on every example; 0: off.", SHAPE)
+  unlabeled_weight: float = _field(1.0, "With --labeled_examples: L_D = L_labelled + w L_unlabelled, L_unlabelled = "
+                                   "1/2 of --loss's D loss on D's real/fake logit (improved-gan's "
+                                   "--unlabeled_weight); 0: a plain classifier of the labelled examples.", TRAJECTORY)
   # Objective and optimisation.
   loss: str = _field("nonsaturating", _names(LOSS_NAMES) + ".", TRAJECTORY)
   d_steps: int = _field(1, "k: discriminator steps per iteration.", TRAJECTORY)
@@ -151,6 +158,9 @@ class Config:
   beta2: float = _field(0.999, "Adam beta2.", TRAJECTORY)
   lr_schedule: str = _field("constant", _names(LR_SCHEDULES) + " (cosine, linear: decay to 0 at train_steps).", TRAJECTORY)
   ema_decay: float = _field(0.0, "EMA of G's weights for samples and evaluation; 0 turns it off.", TRAJECTORY)
+  d_ema_decay: float = _field(0.0, "EMA of D's weights (Polyak averaging), kept in the state: the semi-supervised "
+                               "classifier is evaluated with it (improved-gan tests its averaged D); 0: off.",
+                               _on_off_is_shape)
   ema_statistics: str = _field("running", "The batch-norm statistics G_ema samples with: " + _names(EMA_STATISTICS)
                                + " (running: the training G's running averages; ema: their EMA at --ema_decay, "
                                "kept in the state; standing: recomputed for G_ema's own weights from "

@@ -38,6 +38,7 @@ def evaluation_metrics(kind: str, network, held_out: bool, labelled: bool, num_s
   for spec in metrics_lib.METRICS:
     usable = (kind in spec.data and spec.network in (None, network) and (held_out or HELD_OUT not in spec.needs)
               and (labelled or LABELS not in spec.needs) and spec.applies_to(cfg.dataset)
+              and (not spec.requires or getattr(cfg, spec.requires))
               and (not own or spec.name in own or spec.name in extra))
     if not usable or not (spec.evaluate or spec.name in extra):
       continue

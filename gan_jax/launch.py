@@ -25,7 +25,7 @@ from gan_jax.metrics import features
 from gan_jax.nets import build_nets
 from gan_jax.resume import check_data, check_layout, check_resumable
 from gan_jax.sharding import DATA_AXIS
-from gan_jax.state import init_state, make_optimizers
+from gan_jax.state import init_images, init_state, make_optimizers
 from gan_jax.train_fn import steps_per_call, train_fn_from_config
 
 
@@ -75,6 +75,7 @@ class Run:
     sharding.check_batch_divides(cfg.batch_size, self.mesh)
     self.nets = build_nets(cfg, self.dataset.data_shape, DATA_AXIS, self.dataset.num_classes)
     self.g_tx, self.d_tx = make_optimizers(cfg)
+    self.d_init_images = init_images(cfg, self.dataset)
     self.is_chief = jax.process_index() == 0
     self.spc = steps_per_call(cfg, jax.default_backend())
     self.abstract_state = sharding.replicated_abstract(jax.eval_shape(self.init_state), self.mesh)
@@ -89,7 +90,7 @@ class Run:
     return build_nets(self.cfg, self.dataset.data_shape, None, self.dataset.num_classes)
 
   def init_state(self):
-    return init_state(self.cfg, self.nets, self.g_tx, self.d_tx)
+    return init_state(self.cfg, self.nets, self.g_tx, self.d_tx, self.d_init_images)
 
   def train_fn(self, num_steps: int):
     """The compiled train function for calls of `num_steps` steps (compiled once, ahead of time)."""
@@ -166,18 +167,30 @@ class Run:
 
   def fresh_state(self):
     """The state at step 0, by one jitted function, born replicated on the mesh."""
-    return jax.jit(self.init_state, out_shardings=sharding.replicated_sharding(self.mesh))()
+    init = lambda images: init_state(self.cfg, self.nets, self.g_tx, self.d_tx, images)  # noqa: E731
+    return jax.jit(init, out_shardings=sharding.replicated_sharding(self.mesh))(self.d_init_images)
 
   def write_run_files(self, start: int):
     """config.json (and config_history.jsonl for accepted changes); metrics records past `start` dropped."""
     cfg = self.cfg
     workdir.write_json(os.path.join(cfg.workdir, "config.json"), config_lib.to_dict(cfg))
+    write_labeled_examples(cfg.workdir, self.dataset)
     if self.accepted_changes:
       entry = {"step": start, "time": datetime.datetime.now().isoformat(timespec="seconds"),
                "changes": {f: {"from": old, "to": new} for f, old, new in self.accepted_changes}}
       workdir.append_line(os.path.join(cfg.workdir, "config_history.jsonl"), json.dumps(workdir.strict_json(entry)))
       logging.warning("resuming with changed flags (recorded in config_history.jsonl): %s", entry["changes"])
     workdir.keep_records_up_to(os.path.join(cfg.workdir, "metrics.jsonl"), start)
+
+
+LABELED_RECORD = "labeled_examples.json"
+
+
+def write_labeled_examples(directory: str, dataset):
+  """DIRECTORY/labeled_examples.json: the semi-supervised run's labelled subset (indices into the training
+  split, labels, counts per class), rewritten at every start (a pure function of the data and the seed)."""
+  if hasattr(dataset, "record"):
+    workdir.write_json(os.path.join(directory, LABELED_RECORD), dataset.record())
 
 
 @contextlib.contextmanager

@@ -107,14 +107,22 @@ LOSSES = {
 }
 
 
-def feature_matching_loss(real_features, fake_features):
+def feature_matching_loss(real_features, fake_features, axis_name=None):
   """Feature matching (Salimans et al. 2016, sec. 3.1): ||E_x f(x) - E_z f(G(z))||_2^2.
 
-  f: D's last hidden layer, [B, ...] (flattened per example); expectations are batch means.
+  f: D's last hidden layer, [B, ...] (flattened per example); expectations are batch means. Under data
+  parallelism (`axis_name`, rows [B_local] per device) the means are the global batch's, and the value
+  is that of the global batch; what is differentiated is a per-device surrogate whose gradient,
+  averaged over the devices as every gradient is, is the global loss's: with delta = mu_real - mu_fake
+  held fixed, -2 delta . mean_local f(G(z)) (d/df_i = -2 delta / B_local; the device mean gives -2 delta / B).
   """
   real = real_features.reshape(real_features.shape[0], -1)
   fake = fake_features.reshape(fake_features.shape[0], -1)
-  return jnp.sum(jnp.square(jnp.mean(real, axis=0) - jnp.mean(fake, axis=0)))
+  if axis_name is None:
+    return jnp.sum(jnp.square(jnp.mean(real, axis=0) - jnp.mean(fake, axis=0)))
+  local = jnp.mean(fake, axis=0)
+  delta = jax.lax.stop_gradient(jax.lax.pmean(jnp.mean(real, axis=0) - local, axis_name))
+  return jnp.sum(jnp.square(delta)) - 2.0 * jnp.sum(delta * (local - jax.lax.stop_gradient(local)))
 
 
 def class_nll(class_logits, labels):

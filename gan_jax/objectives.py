@@ -8,6 +8,8 @@ the fakes and applies the updates; this module says what each player minimises.
         + gp_weight * E[(||grad D(x_hat)||_2 - 1)^2]        WGAN-GP (Gulrajani et al. 2017)
         + r1_weight / 2 * E[||grad D(x)||_2^2]              R1 (Mescheder et al. 2018)
         + historical_averaging * ||theta_D - mean theta_D||^2   (Salimans et al. 2016)
+  semi-supervised (--labeled_examples; Salimans et al. 2016, sec. 5), D's logit l = logsumexp of its K class
+  logits: L_D = CE(C(x_l), y_l) over the labelled batch + unlabeled_weight * 1/2 d_loss(l(x), l(G(z)))
   L_G = g_loss(D(G(z)))  or  ||E f(x) - E f(G(z))||^2       feature matching (Salimans et al. 2016)
         + acgan_weight * CE(C(G(z)), y_z)
         + historical_averaging * ||theta_G - mean theta_G||^2  (its gradient: `historical_average`)
@@ -37,9 +39,12 @@ class Objective:
   historical_averaging: float = 0.0
   feature_matching: bool = False
   augment: tuple = ()  # DiffAugment's policy (gan_jax/augment.py): what D sees of every image; () off
+  semi_supervised: bool = False  # D a K+1-class classifier with a labelled batch beside the GAN game
+  unlabeled_weight: float = 1.0
 
 
 AUGMENT_SALT = 0x0A06  # folded into a pass's key for its augmentation parameters (off: no key changes)
+LABELED_SALT = 0x1AB  # folded into the real pass's key for the labelled batch's pass (semi-supervised only)
 
 
 def augmented(obj: Objective, x, key):
@@ -52,7 +57,8 @@ def objective_from_config(cfg) -> Objective:
       loss=losses.get_loss(cfg.loss), label_smoothing=cfg.label_smoothing,
       acgan_weight=cfg.acgan_weight if cfg.conditioning == "acgan" else None,
       gp_weight=cfg.gp_weight, r1_weight=cfg.r1_weight, historical_averaging=cfg.historical_averaging,
-      feature_matching=cfg.feature_matching,
+      feature_matching=cfg.feature_matching, semi_supervised=cfg.labeled_examples > 0,
+      unlabeled_weight=cfg.unlabeled_weight,
       augment=tuple(p for p in augment.POLICIES if p in cfg.diffaugment.split(",")) if cfg.diffaugment else ())
 
 
@@ -86,13 +92,27 @@ def d_penalties(obj: Objective, discriminator, params, collections, x_real, y_re
   return terms
 
 
+def labeled_terms(obj: Objective, discriminator, params, collections, labeled, key):
+  """({'labeled_nll': CE of D's class logits on the labelled batch, 'labeled_accuracy'}, collections).
+
+  labeled: (x [B, ...], labels [B]): only these rows reach the cross-entropy (the GAN batch's labels never do).
+  """
+  x, labels = labeled
+  key = jax.random.fold_in(key, LABELED_SALT)
+  (_, _, class_logits), collections = discriminate(discriminator, params, collections, augmented(obj, x, key),
+                                                   None, key)
+  accuracy = lax.stop_gradient(jnp.mean((jnp.argmax(class_logits, axis=-1) == labels).astype(jnp.float32)))
+  return {"labeled_nll": losses.class_nll(class_logits, labels), "labeled_accuracy": accuracy}, collections
+
+
 def discriminator_objective(obj: Objective, discriminator, params, collections, param_avg,
-                            real, fake, keys):
+                            real, fake, keys, labeled=None):
   """L_D at D's weights `params`: (L_D, (collections, real logits, fake logits, {term: value})).
 
   real, fake: (x [B, ...], labels [B] or None). The gradient in `params` is D's; the fakes are G's outputs,
   differentiable as they come (an unrolled G differentiates D's update through them, `unrolled.py`).
   keys: (real pass, fake pass, interpolation), each already distinct per device.
+  labeled: the semi-supervised objective's labelled batch (x, labels), or None.
   """
   (x_real, y_real), (x_fake, y_fake) = real, fake
   x_real, x_fake = augmented(obj, x_real, keys[0]), augmented(obj, x_fake, keys[1])  # penalties see these too
@@ -108,21 +128,27 @@ def discriminator_objective(obj: Objective, discriminator, params, collections, 
     terms["d_hist_avg"] = regularizers.historical_average_penalty(params, param_avg)
     weights["d_hist_avg"] = obj.historical_averaging
   total = obj.loss.d_loss(real_logits, fake_logits, obj.label_smoothing)
+  if obj.semi_supervised:
+    supervised, cols = labeled_terms(obj, discriminator, params, cols, labeled, keys[0])
+    terms.update(supervised)
+    weights.update(labeled_nll=1.0, labeled_accuracy=0.0)
+    total = 0.5 * obj.unlabeled_weight * total
   for name, value in terms.items():
     total = total + weights[name] * value
   return total, (cols, real_logits, fake_logits, terms)
 
 
 def generator_objective(obj: Objective, discriminator, d_params, d_collections, x_fake, y_fake,
-                        real_features, key):
+                        real_features, key, axis_name=None):
   """L_G as a function of the fakes x_fake [B, ...] (D fixed): (L_G, fake logits).
 
-  real_features: D's features of the real batch, for feature matching (else None).
+  real_features: D's features of the real batch, for feature matching (else None); axis_name: the
+  device axis its batch means are taken over.
   """
   (fake_logits, fake_features, fake_cls), _ = discriminate(discriminator, d_params, d_collections,
                                                           augmented(obj, x_fake, key), y_fake, key)
   if obj.feature_matching:
-    g_loss = losses.feature_matching_loss(real_features, fake_features)
+    g_loss = losses.feature_matching_loss(real_features, fake_features, axis_name)
   else:
     g_loss = obj.loss.g_loss(fake_logits)
   if obj.acgan_weight is not None:  # G maximises L_C - L_S: its fakes should be classified as their labels.

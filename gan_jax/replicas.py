@@ -32,7 +32,7 @@ from gan_jax import launch, sharding, tasks, train, workdir, writers
 from gan_jax.data.feed import make_feed
 from gan_jax.errors import NonFiniteError
 from gan_jax.sharding import DATA_AXIS, P
-from gan_jax.state import create_state, make_optimizers
+from gan_jax.state import create_state, init_images, make_optimizers
 from gan_jax.steps import make_context
 from gan_jax.train_fn import per_device_fn
 
@@ -177,10 +177,10 @@ class ReplicaRun(launch.Run):
     self.mode = replica_mode(cfg.replica_mode, jax.default_backend())
     self.frozen = dict(self.saved_meta.get("frozen", {})) if self.saved_meta else {}
 
-  def _single_init(self, key):
+  def _single_init(self, key, d_init_images=None):
     cfg = self.cfg
     return create_state(key, self.nets, self.g_tx, self.d_tx, cfg.historical_averaging > 0,
-                        cfg.ema_statistics == "ema")
+                        cfg.ema_statistics == "ema", d_init_images, cfg.d_ema_decay > 0)
 
   def init_state(self):
     """The stacked state (for shapes): run K's state is `create_state(PRNGKey(K))`."""
@@ -189,7 +189,7 @@ class ReplicaRun(launch.Run):
   def fresh_state(self):
     """Each run's state by the single run's jitted init (bit for bit that run's), then stacked."""
     init = jax.jit(self._single_init)
-    states = [init(jax.random.PRNGKey(c.seed)) for c in self.run_cfgs]
+    states = [init(jax.random.PRNGKey(c.seed), init_images(c, d)) for c, d in zip(self.run_cfgs, self.datasets)]
     return sharding.replicate(jax.jit(stack)(states), self.mesh)
 
   def bad_steps(self):
@@ -238,9 +238,11 @@ class Member:
     self.evaluator = train.Evaluator(self.cfg, sampling_nets, self.task, self.cfg.workdir, self.writer)
     self.checkpointer = ckpt_lib.Checkpointer(self.cfg.workdir, 1, self.cfg.checkpoint_timeout)
     self.record = {}
+    self.dataset = run.datasets[r]
 
   def write_run_files(self, start: int):
     workdir.write_json(os.path.join(self.cfg.workdir, "config.json"), config_lib.to_dict(self.cfg))
+    launch.write_labeled_examples(self.cfg.workdir, self.dataset)
     workdir.keep_records_up_to(os.path.join(self.cfg.workdir, "metrics.jsonl"), start)
 
   def closers(self):

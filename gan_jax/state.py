@@ -28,6 +28,8 @@ class GANState:
                 value each player has had (initial one included); None otherwise.
   ema_g_collections: with --ema_statistics=ema, the EMA of g_collections (batch-norm statistics) at
                 the decay of ema_g_params, for G_ema's inference; None otherwise.
+  ema_d_params: with --d_ema_decay, the EMA of d_params (the semi-supervised classifier's evaluation
+                weights); None otherwise.
   """
   step: jax.Array
   d_updates: jax.Array
@@ -42,6 +44,7 @@ class GANState:
   g_param_avg: PyTree = None
   d_param_avg: PyTree = None
   ema_g_collections: PyTree = None
+  ema_d_params: PyTree = None
 
 
 # Learning-rate schedules: (peak rate, the player's updates in the whole run) -> optax schedule.
@@ -73,19 +76,21 @@ def _split_variables(variables):
 
 
 def create_state(key, nets: GANNets, g_tx, d_tx, historical_averaging: bool = False,
-                 ema_collections: bool = False) -> GANState:
+                 ema_collections: bool = False, d_init_images=None, ema_d: bool = False) -> GANState:
   """Initialises both networks and optimisers from `key` alone (`jax.random.PRNGKey(seed)` for a run;
   under `jax.vmap`, a stack of keys gives a stack of independent runs). `historical_averaging`,
-  `ema_collections`: keep the parameter averages, the EMA of G's collections."""
+  `ema_collections`, `ema_d`: keep the parameter averages, the EMA of G's collections, D's EMA. `d_init_images` [n, ...]:
+  the real images a data-dependent init of D reads (`init_images`; None: zeros, for shapes)."""
   key_g, key_d, key_run = jax.random.split(key, 3)
   n = nets.discriminator.pack  # the smallest batch D takes
   z = jnp.zeros((n, nets.latent_dim), jnp.float32)
-  x = jnp.zeros((n, *nets.data_shape), jnp.float32)
-  labels = jnp.zeros((n,), jnp.int32) if nets.num_classes else None  # (label conditioning implies pack 1)
+  x = jnp.zeros((n, *nets.data_shape), jnp.float32) if d_init_images is None else jnp.asarray(d_init_images)
+  g_labels = jnp.zeros((n,), jnp.int32) if nets.num_classes else None  # (label conditioning implies pack 1)
+  d_labels = jnp.zeros((x.shape[0] // n,), jnp.int32) if nets.num_classes else None
   g_params, g_collections = _split_variables(
-      nets.generator.init({"params": key_g}, z, labels, train=False))
+      nets.generator.init({"params": key_g}, z, g_labels, train=False))
   d_params, d_collections = _split_variables(
-      nets.discriminator.init({"params": key_d}, x, labels, train=False))
+      nets.discriminator.init({"params": key_d}, x, d_labels, train=False))
   copy = lambda tree: jax.tree.map(jnp.copy, tree)  # noqa: E731
   return GANState(
       step=jnp.zeros((), jnp.int32), d_updates=jnp.zeros((), jnp.int32),
@@ -94,13 +99,22 @@ def create_state(key, nets: GANNets, g_tx, d_tx, historical_averaging: bool = Fa
       ema_g_params=copy(g_params), rng=key_run,
       g_param_avg=copy(g_params) if historical_averaging else None,
       d_param_avg=copy(d_params) if historical_averaging else None,
-      ema_g_collections=copy(g_collections) if ema_collections else None)
+      ema_g_collections=copy(g_collections) if ema_collections else None,
+      ema_d_params=copy(d_params) if ema_d else None)
 
 
-def init_state(cfg, nets: GANNets, g_tx, d_tx) -> GANState:
-  """The fresh state of a run: `create_state` from `cfg.seed`."""
+def init_images(cfg, dataset):
+  """The training images D is initialised on: the first `init_rows` (nets.ModelSpec) of the run's stream,
+  float32 [n, ...]; None for a model initialised on zeros."""
+  from gan_jax.nets import MODELS
+  rows = MODELS.get(cfg.model).init_rows
+  return dataset.get_batch(0, min(rows, dataset.num_examples))["x"] if rows else None
+
+
+def init_state(cfg, nets: GANNets, g_tx, d_tx, d_init_images=None) -> GANState:
+  """The fresh state of a run: `create_state` from `cfg.seed` (and `init_images` for a data-dependent init)."""
   return create_state(jax.random.PRNGKey(cfg.seed), nets, g_tx, d_tx, cfg.historical_averaging > 0,
-                      cfg.ema_statistics == "ema")
+                      cfg.ema_statistics == "ema", d_init_images, cfg.d_ema_decay > 0)
 
 
 def count_params(tree: PyTree) -> int:

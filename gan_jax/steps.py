@@ -53,6 +53,7 @@ class StepContext:
   unroll_steps: int = 0          # K: G judged by D after K simulated updates (unrolled.py)
   unroll_stop_gradient: bool = False
   ema_decay: float = 0.0
+  d_ema_decay: float = 0.0       # D's EMA (kept when state.ema_d_params is not None)
   weight_clip: float = 0.0
   axis_name: Optional[str] = None  # the device axis under shard_map; None on one device
 
@@ -63,6 +64,7 @@ def make_context(cfg, nets: GANNets, g_tx, d_tx, axis_name: Optional[str] = None
                      local_batch=cfg.batch_size // num_devices, d_steps=cfg.d_steps, g_steps=cfg.g_steps,
                      share_fakes=cfg.share_fakes, unroll_steps=cfg.unroll_steps,
                      unroll_stop_gradient=cfg.unroll_stop_gradient, ema_decay=cfg.ema_decay, weight_clip=cfg.weight_clip,
+                     d_ema_decay=cfg.d_ema_decay,
                      axis_name=axis_name)
 
 
@@ -107,13 +109,19 @@ def fake_inputs(ctx: StepContext, key, n: int):
   return z, labels
 
 
-def d_update(ctx: StepContext, state: GANState, real, fake, key):
-  """Descends L_D in D's weights; real, fake: (x, labels); G is unchanged."""
+def labeled_batch(batch):
+  """The semi-supervised labelled rows of a batch (x, labels), or None (`gan_jax/data/labeled.py`)."""
+  return (batch["x_labeled"], batch["label_labeled"]) if "x_labeled" in batch else None
+
+
+def d_update(ctx: StepContext, state: GANState, real, fake, key, labeled=None):
+  """Descends L_D in D's weights; real, fake: (x, labels); labeled: the semi-supervised labelled rows
+  (x, labels) or None; G is unchanged."""
   keys = tuple(_device_key(k, ctx.axis_name) for k in jax.random.split(key, 3))
   labels = real[1] if ctx.nets.num_classes else None
   loss_fn = functools.partial(objectives.discriminator_objective, ctx.objective, ctx.nets.discriminator)
   (d_loss, (cols, real_logits, fake_logits, terms)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-      state.d_params, state.d_collections, state.d_param_avg, (real[0], labels), fake, keys)
+      state.d_params, state.d_collections, state.d_param_avg, (real[0], labels), fake, keys, labeled)
   grads = _pmean(grads, ctx.axis_name)
   updates, d_opt_state = ctx.d_tx.update(grads, state.d_opt_state, state.d_params)
   metrics = _pmean({
@@ -130,6 +138,9 @@ def d_update(ctx: StepContext, state: GANState, real, fake, key):
   d_updates = state.d_updates + 1
   new_state = state.replace(d_params=d_params, d_opt_state=d_opt_state,
                             d_collections=_pmean(cols, ctx.axis_name), d_updates=d_updates)
+  if state.ema_d_params is not None:  # theta_ema <- d theta_ema + (1 - d) theta
+    new_state = new_state.replace(
+        ema_d_params=optax.incremental_update(d_params, state.ema_d_params, 1.0 - ctx.d_ema_decay))
   if ctx.objective.historical_averaging:  # Mean of theta_0 .. theta_{d_updates}.
     new_state = new_state.replace(
         d_param_avg=regularizers.update_average(state.d_param_avg, d_params, d_updates + 1))
@@ -141,7 +152,8 @@ def d_step(ctx: StepContext, state: GANState, batch):
   keys = step_keys(state)
   z, y_fake = fake_inputs(ctx, keys.d_latents, batch["x"].shape[0])
   x_fake, _ = apply_module(ctx.nets.generator, state.g_params, state.g_collections, (z, y_fake), True)
-  return d_update(ctx, state, (batch["x"], batch.get("label")), (x_fake, y_fake), keys.d_update)
+  return d_update(ctx, state, (batch["x"], batch.get("label")), (x_fake, y_fake), keys.d_update,
+                  labeled_batch(batch))
 
 
 class GeneratorForward(NamedTuple):
@@ -167,14 +179,16 @@ def _generator_loss_fn(ctx: StepContext, state: GANState, fwd: GeneratorForward,
   --unroll_steps against the D that K simulated updates on (x, labels) and `batch` make."""
   obj, D = ctx.objective, ctx.nets.discriminator
   if not ctx.unroll_steps:
-    return functools.partial(objectives.generator_objective, obj, D, state.d_params, state.d_collections)
+    return functools.partial(objectives.generator_objective, obj, D, state.d_params, state.d_collections,
+                             axis_name=ctx.axis_name)
   real = (batch["x"], batch.get("label") if ctx.nets.num_classes else None)
   key = _device_key(jax.random.fold_in(fwd.dropout_key, 2), ctx.axis_name)
 
   def loss_fn(x, labels, real_features, dropout_key):
     d_params, d_cols = unrolled.simulated_discriminator(ctx, state, (x, labels), real, key,
                                                         lambda t: _pmean(t, ctx.axis_name))
-    return objectives.generator_objective(obj, D, d_params, d_cols, x, labels, real_features, dropout_key)
+    return objectives.generator_objective(obj, D, d_params, d_cols, x, labels, real_features, dropout_key,
+                                          ctx.axis_name)
   return loss_fn
 
 
@@ -258,7 +272,7 @@ def train_step(ctx: StepContext, state: GANState, batches):
   fwd = generator_forward(ctx, state)
   shared = batch_at(last)
   state, d_metrics = d_update(ctx, state, (shared["x"], shared.get("label")), (fwd.x, fwd.labels),
-                              step_keys(state).d_update)
+                              step_keys(state).d_update, labeled_batch(shared))
   state, g_metrics = _g_updates(ctx, state, real, first=fwd)
   return state, {**d_metrics, **g_metrics}
 

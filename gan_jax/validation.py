@@ -65,6 +65,28 @@ def _check_names(cfg: Config):
           f"needs a labelled dataset, and --dataset={cfg.dataset} has no labels; use --conditioning=none")
 
 
+SEMI_SUPERVISED_LOSSES = ("nonsaturating", "minimax", "maximum_likelihood")  # D's loss: the cross-entropy
+
+
+def _check_semi_supervised(cfg: Config):
+  """--labeled_examples: a labelled image dataset, an unconditional G, D's cross-entropy, no packing or unrolling."""
+  require(cfg.labeled_examples >= 0, "labeled_examples", cfg.labeled_examples, "must be >= 0 (0 turns it off)")
+  require(cfg.unlabeled_weight >= 0, "unlabeled_weight", cfg.unlabeled_weight, "must be >= 0")
+  if not cfg.labeled_examples:
+    return
+  spec, flag, n = cfg.dataset_spec, "labeled_examples", cfg.labeled_examples
+  require(not cfg.is_toy and spec.num_classes != 0, flag, n,
+          f"needs a labelled image dataset, and --dataset={cfg.dataset} is not one (mnist5k, a labelled tfds dataset, "
+          "a folder of class subfolders)")
+  require(cfg.conditioning == "none", flag, n, f"D's K+1 classes replace label conditioning: drop "
+          f"--conditioning={cfg.conditioning} (G stays unconditional, as in Salimans et al. 2016)")
+  require(cfg.pack == 1, flag, n, f"D classifies single images: use --pack=1 (got --pack={cfg.pack})")
+  require(cfg.loss in SEMI_SUPERVISED_LOSSES, flag, n, f"the K+1 classifier's GAN term is the cross-entropy of "
+          f"--loss={' | '.join(SEMI_SUPERVISED_LOSSES)}, not --loss={cfg.loss}")
+  require(not cfg.unroll_steps, flag, n, "does not combine with --unroll_steps (the unrolled D would need the "
+          "labelled batch)")
+
+
 UNROLL_REFUSES = ("gp_weight", "r1_weight", "feature_matching", "historical_averaging")
 UNROLL_COMBINES = ("--pack", "--spectral_norm", "batch norm", "--label_smoothing", "--conditioning",
                    "--weight_clip", "--compute_dtype", "--d_steps/--g_steps", "--share_fakes", "many devices")
@@ -97,7 +119,7 @@ def _check_numbers(cfg: Config):
   for flag in ("gp_weight", "r1_weight", "weight_clip", "historical_averaging", "acgan_weight",
                "virtual_batch_norm", "minibatch_discrimination"):
     require(getattr(cfg, flag) >= 0, flag, getattr(cfg, flag), "must be >= 0 (0 turns it off)")
-  for flag in ("label_smoothing", "d_dropout", "ema_decay", "beta1"):
+  for flag in ("label_smoothing", "d_dropout", "ema_decay", "d_ema_decay", "beta1"):
     _in(cfg, flag, 0.0, 1.0)
   _in(cfg, "beta2", 0.0, 1.0, closed_low=False)  # beta2 = 0 divides by |g_t|: Adam blows up
   for flag in ("g_hidden", "d_hidden"):
@@ -139,6 +161,8 @@ def check_metric(cfg: Config, name: str, num_samples: int, flag: str = "eval_sam
           f"{name} is a metric of --dataset={' | '.join(spec.datasets)}, not of --dataset={cfg.dataset}")
   require(spec.network is None or cfg.eval_features in ("auto", spec.network), "eval_metrics", cfg.eval_metrics,
           f"{name} needs the {spec.network} feature network: drop it or use --eval_features={spec.network}")
+  require(not spec.requires or getattr(cfg, spec.requires), "eval_metrics", cfg.eval_metrics,
+          f"{name} needs --{spec.requires}: drop {name} or set --{spec.requires}")
   require(metrics.HELD_OUT not in spec.needs or data.held_out_dataset(cfg.dataset) is not None, "eval_metrics",
           cfg.eval_metrics, f"{name} needs a held-out split, and --dataset={cfg.dataset} has none: drop {name}")
   need = spec.fewest_samples(cfg)
@@ -176,6 +200,7 @@ def validate(cfg: Config, workdir: bool = True) -> Config:
     _check_workdir(cfg)
   _check_names(cfg)
   _check_numbers(cfg)
+  _check_semi_supervised(cfg)
   _check_evaluation(cfg)
   return cfg
 

@@ -66,6 +66,16 @@ def test_conditional_step_on_eight_devices_equals_one(tmp_path):
   assert_trees_close({"g": s1.g_params, "d": s1.d_params}, {"g": s8.g_params, "d": s8.d_params}, 1e-6)
 
 
+def test_feature_matching_on_eight_devices_matches_the_global_batch(tmp_path):
+  """||E f(x) - E f(G(z))||^2 of the global batch, and its gradient, whatever the device count (per-device
+  means, squared and averaged, gave another loss: 11.49 against 11.31 on a semi-supervised step)."""
+  cfg = toy_config(tmp_path, batch_size=64, feature_matching=True)
+  (m1, s1), (m8, s8) = one_step_on(cfg, 1), one_step_on(cfg, 8)
+  for key in STEP_METRICS:
+    np.testing.assert_allclose(m8[key], m1[key], rtol=1e-5, err_msg=key)
+  assert_trees_close({"g": s1.g_params, "d": s1.d_params}, {"g": s8.g_params, "d": s8.d_params}, 1e-6)
+
+
 def test_eight_devices_equal_one_on_the_ring(tmp_path):
   assert jax.device_count() == 8
   kw = dict(train_steps=20, steps_per_call=10, eval_every=10, checkpoint_every=10, batch_size=64)

@@ -146,15 +146,20 @@ def data_options(cfg) -> DataOptions:
 
 
 def make_dataset(cfg) -> Dataset:
-  """The dataset of `cfg.dataset`, read now (a DataError says what is wrong with it)."""
+  """The dataset of `cfg.dataset`, read now (a DataError says what is wrong with it); with
+  --labeled_examples its batches also hold the labelled subset's (`labeled.py`)."""
   spec = dataset_spec(cfg.dataset)
-  return resolve(spec.load)(spec.name, cfg.dataset.partition(":")[2], data_options(cfg))
+  dataset = resolve(spec.load)(spec.name, cfg.dataset.partition(":")[2], data_options(cfg))
+  if getattr(cfg, "labeled_examples", 0):
+    from gan_jax.data.labeled import SemiSupervisedDataset
+    return SemiSupervisedDataset(dataset, cfg.labeled_examples)
+  return dataset
 
 
 def make_held_out_dataset(cfg) -> Optional[Dataset]:
   """The held-out split of `cfg.dataset` (never trained on), read now, or None when it has none."""
   held = held_out_dataset(cfg.dataset)
-  return None if held is None else make_dataset(dataclasses.replace(cfg, dataset=held))
+  return None if held is None else make_dataset(dataclasses.replace(cfg, dataset=held, labeled_examples=0))
 
 
 def content_identity(fingerprint: dict) -> dict:

@@ -50,7 +50,8 @@ class DeviceFeed:
 
   def abstract_inputs(self, num_steps: int):
     """Shapes, dtypes and shardings of `inputs` for a call of num_steps (to compile ahead)."""
-    return {"index": sharding.batch_struct((num_steps, self.d_steps, self.batch_size), np.int32, self.mesh)}
+    shape = (num_steps, self.d_steps, self.batch_size, *getattr(self.dataset, "index_shape", ()))
+    return {"index": sharding.batch_struct(shape, np.int32, self.mesh)}
 
   def host_bytes(self, num_steps: int) -> int:
     return num_steps * self.d_steps * self.batch_size * 4
@@ -67,18 +68,21 @@ class HostFeed:
     self.dataset, self.mesh, self.d_steps, self.batch_size = dataset, mesh, d_steps, batch_size
     self.rows = sharding.process_rows(batch_size)
     self.data = {}
+    # A batch's images and labels: {'x', 'label'}, and the labelled stream's with --labeled_examples.
+    self._keys = getattr(dataset, "batch_keys", ("x", "label"))
     self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=2)
     self._pending = {}
 
   def abstract_inputs(self, num_steps: int):
     lead = (num_steps, self.d_steps, self.batch_size)
-    return {"x": sharding.batch_struct(lead + tuple(self.dataset.data_shape), np.float32, self.mesh),
-            "label": sharding.batch_struct(lead, np.int32, self.mesh)}
+    images = sharding.batch_struct(lead + tuple(self.dataset.data_shape), np.float32, self.mesh)
+    labels = sharding.batch_struct(lead, np.int32, self.mesh)
+    return {key: images if key.startswith("x") else labels for key in self._keys}
 
   def host_bytes(self, num_steps: int) -> int:
     """Host memory of the calls in flight (this one and two ahead), this process's rows."""
     rows = self.rows.stop - self.rows.start
-    return 3 * num_steps * self.d_steps * rows * (4 * int(np.prod(self.dataset.data_shape)) + 4)
+    return 3 * num_steps * self.d_steps * rows * (4 * int(np.prod(self.dataset.data_shape)) + 4) * len(self._keys) // 2
 
   def _make(self, first_step: int, num_steps: int):
     return stacked_batches(self.dataset, first_step, num_steps, self.d_steps, self.batch_size, self.rows)

@@ -106,6 +106,11 @@ class ImageDataset(EpochOrder):
     return {"x": jnp.take(arrays["pixels"], jnp.take(arrays["images"], index, axis=0).astype(jnp.int32)),
             "label": jnp.take(arrays["labels"], index, axis=0)}
 
+  def examples(self, index):
+    """uint8 images [b, R, R, C] and int32 labels [b] of examples `index` [b], on the host."""
+    images, labels = self._read(np.asarray(index))
+    return images, np.asarray(labels, np.int32)
+
   def get_batch(self, index: int, batch_size: int, rows: slice = slice(None)):
     """Rows `rows` of global batch `index`: {'x': float32 [b, R, R, C] in [-1, 1], 'label': int32 [b]}."""
     images, labels = self._read(self.indices(index, batch_size, rows))

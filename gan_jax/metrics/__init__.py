@@ -53,6 +53,7 @@ class MetricSpec:
   training: bool = True               # can be asked for with --eval_metrics
   evaluate: bool = True               # in evaluate.py's table unless asked otherwise
   datasets: tuple = ()                # the --dataset names it applies to (empty: every one of its data kinds)
+  requires: str = ""                  # a Config field that must be on (e.g. labeled_examples), or ''
 
   def applies_to(self, dataset: str) -> bool:
     return not self.datasets or dataset.partition(":")[0] in self.datasets
@@ -120,6 +121,12 @@ METRICS.register(MetricSpec(
     "features, 100 and all labels (Radford et al. 2015, sec. 5.1)",
     better={"d_features_linear_acc_100_labels": HIGHER, "d_features_linear_acc_all_labels": HIGHER},
     needs=frozenset({STATE, HELD_OUT, LABELS}), compares=False, training=False))
+METRICS.register(MetricSpec(
+    "classifier", "gan_jax.metrics.classifier:classifier_metric", "held-out accuracy of the semi-supervised D's "
+    "K-class classifier (--labeled_examples; Salimans et al. 2016)", better={
+        "held_out_accuracy": HIGHER, "held_out_errors": LOWER, "held_out_examples": None,
+        "held_out_accuracy_current_d": HIGHER},
+    needs=frozenset({STATE, HELD_OUT, LABELS}), compares=False, requires="labeled_examples"))
 
 
 def describe() -> str:

@@ -25,6 +25,7 @@ class ModelSpec:
   options: tuple = ()        # the Config fields passed to `build` as keyword arguments
   resolutions: tuple = ()    # the image sides it is built for (empty: every --resolution)
   refuses: tuple = ()        # Config fields it does not implement: validation refuses them unless off
+  init_rows: int = 0         # D is initialised on this many training images (data-dependent init); 0: on zeros
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +39,7 @@ class NetOptions:
   bn_axis_name: Optional[str] = None  # the device axis batch-norm statistics are averaged over
   virtual_batch_norm: int = 0  # reference batch size of VBN in G; 0: off
   minibatch_discrimination: int = 0  # kernels in D's last layer; 0: off
+  semi_supervised_classes: int = 0  # K > 0: D is a K+1-class classifier (--labeled_examples); 0: off
 
 
 MODELS: Registry[ModelSpec] = Registry("model", "model")
@@ -61,6 +63,11 @@ MODELS.register(ModelSpec(
     "32x32 layers (--width=256: G's channels; D's --d_width, 0: half of them; conditional batch norm in a "
     "conditional G)", convolutional=True, data=(IMAGE,), options=("width", "d_width", "upsample"),
     resolutions=(32,), refuses=("virtual_batch_norm",)))
+MODELS.register(ModelSpec(
+    "improved_gan", "gan_jax.nets.improved_gan:build", "the MNIST MLPs of Salimans et al. 2016 (G: batch norm, "
+    "softplus; D: Gaussian noise, weight normalisation with a data-dependent init; --g_hidden=500,500 "
+    "--d_hidden=1000,500,250,250,250)", convolutional=False, data=(IMAGE,), options=("g_hidden", "d_hidden"),
+    refuses=("virtual_batch_norm",), init_rows=500))
 
 
 class GANNets(NamedTuple):
@@ -108,8 +115,10 @@ def conditioning_classes(cfg, num_classes: int) -> int:
   return num_classes
 
 
-def net_options(cfg, data_shape: Sequence[int], axis_name: Optional[str], num_classes: int) -> NetOptions:
+def net_options(cfg, data_shape: Sequence[int], axis_name: Optional[str], num_classes: int,
+                semi_supervised_classes: int = 0) -> NetOptions:
   return NetOptions(data_shape=tuple(data_shape), num_classes=num_classes, conditioning=cfg.conditioning,
+                    semi_supervised_classes=semi_supervised_classes,
                     spectral_norm=cfg.spectral_norm, compute_dtype=cfg.compute_dtype,
                     bn_axis_name=axis_name if cfg.bn_sync else None, virtual_batch_norm=cfg.virtual_batch_norm,
                     minibatch_discrimination=cfg.minibatch_discrimination)
@@ -120,13 +129,17 @@ def build_nets(cfg, data_shape: Sequence[int], axis_name: Optional[str] = None,
   """Builds G and D of `cfg.model` for one sample shape and the dataset's `num_classes`.
 
   `axis_name` is the device axis for synced batch norm. D sits behind PacGAN packing
-  (`--pack`), so it takes samples like G's. Raises ConfigError when label conditioning is
-  asked of a dataset without labels.
+  (`--pack`), so it takes samples like G's. With --labeled_examples D is a K+1-class classifier of the
+  dataset's K classes (G stays unconditional). Raises ConfigError when label conditioning or
+  semi-supervision is asked of a dataset without labels.
   """
   from gan_jax.nets.layers import PackedDiscriminator
   spec = MODELS.get(cfg.model)
   classes = conditioning_classes(cfg, num_classes)
-  opts = net_options(cfg, data_shape, axis_name, classes)
+  if cfg.labeled_examples and num_classes < 2:
+    raise ConfigError("labeled_examples", cfg.labeled_examples,
+                      f"needs a labelled dataset, and --dataset={cfg.dataset} has {num_classes} classes")
+  opts = net_options(cfg, data_shape, axis_name, classes, num_classes if cfg.labeled_examples else 0)
   g, d = resolve(spec.build)(opts, **{name: getattr(cfg, name) for name in spec.options})
   return GANNets(g, PackedDiscriminator(d, cfg.pack), cfg.latent_dim, tuple(data_shape), classes,
                  cfg.latent_distribution)

@@ -101,7 +101,8 @@ class DCGANDiscriminator(DiscriminatorOptions):
       h = nn.leaky_relu(h, 0.2)
     h = to_float32(h)
     logits, class_logits = DiscriminatorHead(
-        self.conditioning, self.num_classes, self.minibatch_kernels, dense=dense,
+        self.conditioning, self.num_classes, self.minibatch_kernels,
+        semi_supervised_classes=self.semi_supervised_classes, dense=dense,
         layer=lambda module: self.layer(module, train))(
             h.reshape(h.shape[0], -1), labels)
     return (logits, h, class_logits) if features else logits
@@ -117,4 +118,5 @@ def build(opts, width, d_width):
           DCGANDiscriminator(resolution=res, width=d_width or width, bn_axis_name=opts.bn_axis_name,
                              spectral_norm=opts.spectral_norm, conditioning=opts.conditioning,
                              num_classes=opts.num_classes, minibatch_kernels=opts.minibatch_discrimination,
+                             semi_supervised_classes=opts.semi_supervised_classes,
                              dtype=dtype))

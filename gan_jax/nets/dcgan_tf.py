@@ -93,7 +93,8 @@ def build(opts, width, d_width, small: bool = False):
                            num_classes=opts.num_classes, dtype=dtype, **g_sizes),
           TFDCGANDiscriminator(width=d_width, bn_axis_name=opts.bn_axis_name, spectral_norm=opts.spectral_norm,
                                conditioning=opts.conditioning, num_classes=opts.num_classes,
-                               minibatch_kernels=opts.minibatch_discrimination, dtype=dtype, **d_sizes))
+                               minibatch_kernels=opts.minibatch_discrimination,
+                               semi_supervised_classes=opts.semi_supervised_classes, dtype=dtype, **d_sizes))
 
 
 def build_small(opts, width, d_width):

@@ -177,6 +177,60 @@ class MinibatchDiscrimination(nn.Module):
     return jnp.concatenate([h, o], axis=-1)
 
 
+class GaussianNoise(nn.Module):
+  """x + sigma * eps, eps ~ N(0, I) from the 'dropout' rng, in training; x itself in inference (Salimans et
+  al. 2016's MNIST D, after Rasmus et al. 2015). Any shape."""
+  sigma: float
+
+  @nn.compact
+  def __call__(self, x, train: bool):
+    if not train or self.sigma == 0:
+      return x
+    return x + self.sigma * jax.random.normal(self.make_rng("dropout"), x.shape, x.dtype)
+
+
+def _data_dependent_init(y):
+  """(g, b) that give each unit of y [N, F] mean 0 and standard deviation 1 over the N rows: g = 1 / std,
+  b = -mean / std; a unit constant over the rows (the all-zero batch of a shapes-only init) gets g = 1, b = 0."""
+  mean = jnp.mean(y, axis=0)
+  std = jnp.sqrt(jnp.mean(jnp.square(y - mean), axis=0))
+  ok = std > 0
+  safe = jnp.where(ok, std, 1.0)
+  return jnp.where(ok, 1.0 / safe, 1.0), jnp.where(ok, -mean / safe, 0.0)
+
+
+class WeightNormDense(nn.Module):
+  """Weight normalisation (Salimans & Kingma 2016) as improved-gan's MNIST code writes it, [N, D] -> [N, F]:
+
+    y = x (V / ||V||) g + b,   ||V||: each output unit's column norm (+ `epsilon` under the root),
+
+  V ~ `kernel_init`, g = 1, b = 0 at init; `data_init`: g and b from the batch the network is initialised on
+  (`_data_dependent_init`: every unit's pre-activation of mean 0 and std 1 there, layer after layer).
+  `train_scale=False` holds g at its initial value (a stop_gradient: Adam leaves it exactly where it is),
+  as improved-gan does for every hidden layer of its MNIST D.
+  """
+  features: int
+  train_scale: bool = True
+  data_init: bool = True
+  kernel_init: Callable = nn.initializers.normal(0.1)
+  epsilon: float = 0.0
+  dtype: Optional[Any] = None
+
+  @nn.compact
+  def __call__(self, x):
+    v = self.param("kernel", self.kernel_init, (x.shape[-1], self.features))
+    direction = v / jnp.sqrt(jnp.sum(jnp.square(v), axis=0) + self.epsilon)
+    if self.dtype is not None:
+      x, direction = x.astype(self.dtype), direction.astype(self.dtype)
+    y = to_float32(x @ direction)
+    init = _data_dependent_init(y) if self.data_init and self.is_initializing() else (None, None)
+    scale = self.param("scale", lambda _, n: jnp.ones((n,)) if init[0] is None else init[0], self.features)
+    bias = self.param("bias", lambda _, n: jnp.zeros((n,)) if init[1] is None else init[1], self.features)
+    if not self.train_scale:
+      scale = lax.stop_gradient(scale)
+    return y * scale + bias
+
+
 def spectrally_normalised(module: nn.Module, train: bool):
   """`module` as a callable whose every kernel (parameter of rank >= 2) is divided by its top singular
   value (Miyato et al. 2018), estimated by one power iteration per call; the iteration's vectors are
@@ -190,6 +244,7 @@ class DiscriminatorOptions(nn.Module):
   conditioning: str = "none"   # none | concat | acgan | projection
   num_classes: int = 0
   minibatch_kernels: int = 0   # minibatch discrimination before the head; 0: off
+  semi_supervised_classes: int = 0  # K > 0: the K+1-class head of a semi-supervised GAN (DiscriminatorHead)
   dtype: Optional[Any] = None  # computation dtype of the hidden layers (None: float32)
 
   def layer(self, module: nn.Module, train: bool):
@@ -203,6 +258,9 @@ class DiscriminatorHead(nn.Module):
   conditioning 'projection' (Miyato & Koyama 2018): logit = w.h + b + embed(y).h;
   'acgan' (Odena et al. 2017): a second, auxiliary classifier head of C logits;
   'none' / 'concat' (labels enter at the input): logit = w.h + b.
+  semi_supervised_classes K > 0 (Salimans et al. 2016, sec. 5; unconditional): K class logits l_1..l_K with
+  the fake class's logit fixed at 0, so D(x) = Z(x) / (Z(x) + 1), Z(x) = sum_k exp(l_k(x)), and the real/fake
+  logit is log Z(x) = logsumexp(l) (`k_plus_one_logit`); the class logits come back as the second output.
   Optional minibatch discrimination features are appended to h first. Computed in float32
   whatever the precision of the layers below (the logits feed the losses). `dense(width)` makes
   the D's dense layer, `layer(module)` wraps any other (both spectrally normalised when D is).
@@ -211,6 +269,7 @@ class DiscriminatorHead(nn.Module):
   num_classes: int = 0
   minibatch_kernels: int = 0
   minibatch_kernel_dim: int = 5
+  semi_supervised_classes: int = 0
   dense: Callable = nn.Dense
   layer: Callable = lambda module: module
   embedding_init: Callable = nn.initializers.normal(0.02)  # the projection's class embedding
@@ -220,6 +279,9 @@ class DiscriminatorHead(nn.Module):
     h = to_float32(h)
     if self.minibatch_kernels:
       h = self.layer(MinibatchDiscrimination(self.minibatch_kernels, self.minibatch_kernel_dim))(h)
+    if self.semi_supervised_classes:
+      class_logits = self.dense(self.semi_supervised_classes)(h)
+      return k_plus_one_logit(class_logits), class_logits
     logit = jnp.squeeze(self.dense(1)(h), -1)
     class_logits = None
     if self.conditioning == "projection":
@@ -230,13 +292,22 @@ class DiscriminatorHead(nn.Module):
     return logit, class_logits
 
 
+def k_plus_one_logit(class_logits):
+  """D's real/fake logit of a K+1-class D whose fake class has logit 0: log Z = logsumexp(l), [N, K] -> [N].
+
+  sigmoid(log Z) = Z / (Z + 1) = 1 - p(y = K+1 | x); logsumexp subtracts the largest logit first, so logits
+  of +-100 give finite values and gradients.
+  """
+  return jax.nn.logsumexp(class_logits, axis=-1)
+
+
 def head(d: "DiscriminatorOptions", h, labels, train: bool, kernel_init=None, bias_init=None, embedding_init=None):
   """D's head on its last map h [N, ...] (flattened), built inside d's call: (logit [N], class logits).
   The initialisers left None are Flax's (the dense layers) and N(0, 0.02) (the projection's embedding)."""
   kw = {k: v for k, v in (("kernel_init", kernel_init), ("bias_init", bias_init)) if v is not None}
   embedding = {} if embedding_init is None else {"embedding_init": embedding_init}
   return DiscriminatorHead(d.conditioning, d.num_classes, d.minibatch_kernels,
-                           dense=lambda width: d.layer(nn.Dense(width, **kw), train),
+                           semi_supervised_classes=d.semi_supervised_classes, dense=lambda width: d.layer(nn.Dense(width, **kw), train),
                            layer=lambda module: d.layer(module, train), **embedding)(h.reshape(h.shape[0], -1), labels)
 
 

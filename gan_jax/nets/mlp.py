@@ -70,6 +70,7 @@ class MLPDiscriminator(DiscriminatorOptions):
     h = to_float32(h)
     logits, class_logits = DiscriminatorHead(
         self.conditioning, self.num_classes, self.minibatch_kernels,
+        semi_supervised_classes=self.semi_supervised_classes,
         dense=lambda width: lambda v: dense(width, v, None),
         layer=lambda module: self.layer(module, train))(h, labels)
     return (logits, h, class_logits) if features else logits
@@ -83,4 +84,5 @@ def build(opts, g_hidden, d_hidden, g_activation, d_activation, maxout_pieces, d
           MLPDiscriminator(hidden=tuple(d_hidden), activation=d_activation, maxout_pieces=maxout_pieces,
                            dropout=d_dropout, spectral_norm=opts.spectral_norm, conditioning=opts.conditioning,
                            num_classes=opts.num_classes, minibatch_kernels=opts.minibatch_discrimination,
+                           semi_supervised_classes=opts.semi_supervised_classes,
                            dtype=dtype))

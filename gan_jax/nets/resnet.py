@@ -180,4 +180,5 @@ def build(opts, width, d_width, upsample):
                           bn_axis_name=opts.bn_axis_name, dtype=dtype),
           ResNetDiscriminator(width=d_width or width // 2, spectral_norm=opts.spectral_norm,
                               conditioning=opts.conditioning, num_classes=opts.num_classes,
-                              minibatch_kernels=opts.minibatch_discrimination, dtype=dtype))
+                              minibatch_kernels=opts.minibatch_discrimination,
+                              semi_supervised_classes=opts.semi_supervised_classes, dtype=dtype))

@@ -1,0 +1,107 @@
+"""Semi-supervised MNIST with a GAN (Salimans et al. 2016, Table 1) on the embedded digits, one table.
+
+  python benchmarks/semi_supervised.py [--rows=NAME,...|--rows=] [--seeds=N] [--root=/tmp/semi_supervised]
+      [--output=benchmarks/results/semi_supervised.md]
+
+Each row is `experiments/run.py --flagfile=semi_supervised.flags <its flags> --seed=S` for seeds 0 .. N-1
+(the row's own count unless --seeds), in a workdir of its own under --root; a finished run is not run
+again (run_once.py), so the table grows a few rows at a time, and it holds every finished row under
+--root. Rows: `gan<N>`, the K+1-class D with N labels (10 per class) beside the GAN game on all 4,000
+training digits; `supervised<N>`, the same D, optimiser, steps and seeds with --unlabeled_weight=0 (a
+plain classifier of the same N labels, with the same noise layers and weight normalisation); `all_labels`,
+that classifier on all 4,000 labels (the full-label ceiling). The number is the final checkpoint's errors
+on the 1,000 held-out digits (never trained on; no checkpoint is chosen by them). The published row is
+Salimans et al.'s (errors of 10,000 test digits, with all 60,000 training digits unlabelled).
+Runs go one at a time (each uses both cores), so the wall times are those of quiet runs.
+"""
+import argparse
+import collections
+import os
+import platform
+import sys
+import time
+
+from gan_jax import xla_cpu
+
+xla_cpu.configure()  # As the entry points do (their run.py subprocesses inherit XLA_FLAGS).
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from run_once import run_once  # noqa: E402
+import numpy as np  # noqa: E402
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LABELS = (20, 50, 100, 200)  # Salimans et al.'s Table 1 columns
+Row = collections.namedtuple("Row", "what labels flags seeds")
+ROWS = {
+    **{f"gan{n}": Row("semi-supervised GAN (K+1-class D, feature matching)", n, (f"--labeled_examples={n}",),
+                      5 if n == 100 else 3) for n in LABELS},
+    **{f"supervised{n}": Row("the same D as a plain classifier (--unlabeled_weight=0)", n,
+                             (f"--labeled_examples={n}", "--unlabeled_weight=0"), 5 if n == 100 else 3) for n in LABELS},
+    # Our DCGAN D (dcgan.flags' width) as the K+1-class classifier, G by feature matching: 2,000 steps fit the
+    # budget of a convolutional run on this CPU (~0.2 s per iteration at batch 100).
+    "dcgan_gan100": Row("our DCGAN D (width 32) as the K+1-class D, feature matching", 100,
+                        ("--labeled_examples=100", "--model=dcgan", "--width=32", "--lr_g=2e-4", "--lr_d=2e-4",
+                         "--train_steps=2000", "--eval_every=500", "--checkpoint_every=500",
+                         "--latent_distribution=normal", "--steps_per_call=auto"), 3),
+    "all_labels": Row("the same D as a plain classifier, every label (the ceiling)", 4000,
+                      ("--labeled_examples=4000", "--unlabeled_weight=0"), 3),
+}
+# Salimans et al. 2016, Table 1 ("Our model"): errors of the 10,000 MNIST test digits, mean +- std over 10 seeds.
+PUBLISHED = {20: (1677, 452), 50: (221, 136), 100: (93, 6.5), 200: (90, 4.2)}
+
+
+def run_one(name: str, seed: int, root: str, only_finished: bool = False):
+  """One run's final metrics with wall_s (or, with `only_finished`, those of a finished run, else None)."""
+  row = ROWS[name]
+  workdir = os.path.join(root, name, f"seed{seed}")
+  if only_finished and not os.path.exists(os.path.join(workdir, "eval", "final_metrics.json")):
+    return None
+  return run_once(["--flagfile=experiments/semi_supervised.flags", *row.flags, f"--seed={seed}"], workdir,
+                  f"{name} seed {seed}")
+
+
+def _stat(values, digits: int) -> str:
+  values = np.asarray(values, np.float64)
+  return f"{values.mean():.{digits}f} +- {values.std(ddof=1) if len(values) > 1 else 0:.{digits}f}"
+
+
+def table_row(name: str, results) -> str:
+  row = ROWS[name]
+  errors = [r["held_out_errors"] for r in results]
+  accuracy = [100 * r["held_out_accuracy"] for r in results]
+  walls = ", ".join(f"{r['wall_s']:.0f}" for r in results)
+  return (f"| {row.what} | {row.labels} | {len(results)} | {_stat(errors, 1)} | {_stat(accuracy, 2)} | "
+          f"{', '.join(map(str, errors))} | {walls} | ours |")
+
+
+def write_table(path: str, lines, command: str):
+  published = [f"| Salimans et al. 2016 (10,000 test digits, 60,000 unlabelled) | {n} | 10 | {m} +- {s} (of 10,000) "
+               f"| {100 - m / 100:.2f} | | | published: Table 1 |" for n, (m, s) in PUBLISHED.items()]
+  header = (f"## {time.strftime('%Y-%m-%d')}: {platform.node()} ({os.cpu_count()} CPUs)\n\n`{command}`\n\n"
+            "| D | labels | runs | held-out errors (of 1,000) | accuracy % | errors per seed | wall s per run | "
+            "source |\n|---|---|---|---|---|---|---|---|\n")
+  with open(path, "w") as out:
+    out.write(header + "\n".join([*lines, *published]) + "\n")
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--rows", default=",".join(ROWS))
+  parser.add_argument("--seeds", type=int, default=0, help="runs per row (0: the row's own count)")
+  parser.add_argument("--root", default="/tmp/semi_supervised")
+  parser.add_argument("--output", default=os.path.join(REPO, "benchmarks", "results", "semi_supervised.md"))
+  args = parser.parse_args()
+  names = [n for n in args.rows.split(",") if n]  # --rows= : no runs, the table of what is finished
+  unknown = [n for n in names if n not in ROWS]
+  if unknown:
+    sys.exit(f"error: --rows: unknown {unknown}; known: {', '.join(ROWS)}")
+  for name in names:
+    for seed in range(args.seeds or ROWS[name].seeds):
+      run_one(name, seed, args.root)
+  by_row = {n: [r for s in range(10) if (r := run_one(n, s, args.root, True))] for n in ROWS}
+  command = "python benchmarks/semi_supervised.py " + " ".join(sys.argv[1:])
+  write_table(args.output, [table_row(n, rs) for n, rs in by_row.items() if rs], command)
+  print(open(args.output).read())
+
+
+if __name__ == "__main__":
+  main()

@@ -1,0 +1,102 @@
+"""Semi-supervised data (--labeled_examples): every example of a dataset for the GAN game, and beside each
+batch a batch of the few labelled ones.
+
+The labelled subset is balanced: N/K examples of each of the K classes, the first of each class in a
+permutation drawn from (seed, SUBSET_SALT), as improved-gan picks them (`txs`); N = the whole dataset
+takes every label. Batch `index` holds the base dataset's batch `index` ('x', 'label': the GAN game reads
+no label) and the labelled stream's batch `index` ('x_labeled', 'label_labeled'): stream positions over
+the N labelled examples through a fresh permutation per pass, drawn from (seed, pass, ORDER_SALT), as
+improved-gan tiles permutations of `txs` to the batch count. Both are pure functions of (seed, index), so
+a resumed run reads the batches an uninterrupted run would; on the devices one gather serves both
+(`indices` gives two columns).
+"""
+import hashlib
+
+import numpy as np
+
+from gan_jax.data.images import PIXEL_VALUES, EpochOrder
+from gan_jax.errors import ConfigError
+
+SUBSET_SALT = 0x55B
+
+
+def dataset_labels(dataset, chunk: int = 4096) -> np.ndarray:
+  """int32 [N]: every example's label, in index order (`examples` of the dataset, read in chunks)."""
+  n = dataset.num_examples
+  return np.concatenate([np.asarray(dataset.examples(np.arange(i, min(i + chunk, n)))[1], np.int32)
+                         for i in range(0, n, chunk)])
+
+
+def labeled_subset(labels: np.ndarray, count: int, num_classes: int, seed: int) -> np.ndarray:
+  """Example indices [count] of a balanced labelled subset (count / K per class, grouped by class), or
+  every index when count = len(labels); a ConfigError naming --labeled_examples when neither fits."""
+  total = len(labels)
+  if count == total:
+    return np.arange(total)
+  per_class, rest = divmod(count, num_classes)
+  fewest = int(np.bincount(labels, minlength=num_classes).min())
+  require = (f"a multiple of the {num_classes} classes up to {num_classes * fewest} (balanced: the rarest class "
+             f"has {fewest} examples), or {total} for every label")
+  if rest or not 0 < per_class <= fewest:
+    raise ConfigError("labeled_examples", count, require)
+  order = np.random.default_rng([seed, SUBSET_SALT]).permutation(total)
+  return np.concatenate([order[labels[order] == c][:per_class] for c in range(num_classes)])
+
+
+class LabeledStream(EpochOrder):
+  """The order of the labelled stream: per-pass permutations of the subset's N positions."""
+  ORDER_SALT = 2
+
+  def __init__(self, count: int, seed: int):
+    self.num_examples, self.seed = count, seed
+
+
+class SemiSupervisedDataset:
+  """A DeviceDataset (gan_jax.data) wrapping `base` (one with `examples(index) -> (uint8 images, labels)`)
+  whose batches also hold `count` labelled examples' rows: {'x', 'label', 'x_labeled', 'label_labeled'}."""
+  index_shape = (2,)  # a row's indices: (the base's example, the labelled example)
+  batch_keys = ("x", "label", "x_labeled", "label_labeled")
+
+  def __init__(self, base, count: int):
+    self.base = base
+    self.name, self.data_shape, self.num_classes = base.name, base.data_shape, base.num_classes
+    self.num_examples, self.seed = base.num_examples, base.seed
+    self.labels = dataset_labels(base)
+    self.subset = labeled_subset(self.labels, count, base.num_classes, base.seed)
+    self.stream = LabeledStream(len(self.subset), base.seed)
+
+  def record(self) -> dict:
+    """What WORKDIR/labeled_examples.json holds: the subset's indices (into the training split), labels, counts."""
+    labels = self.labels[self.subset]
+    return {"dataset": self.name, "seed": self.seed, "count": len(self.subset),
+            "per_class": np.bincount(labels, minlength=self.num_classes).tolist(),
+            "indices": self.subset.tolist(), "labels": labels.tolist()}
+
+  def fingerprint(self) -> dict:
+    """The base's, with the labelled subset's size and a sha256 of its indices."""
+    digest = hashlib.sha256(np.asarray(self.subset, np.int64).tobytes()).hexdigest()
+    return {**self.base.fingerprint(), "labeled": len(self.subset), "labeled_sha256": digest}
+
+  def labeled_indices(self, index: int, batch_size: int, rows: slice = slice(None)) -> np.ndarray:
+    """Example indices [b] of rows `rows` of the labelled stream's batch `index`."""
+    return self.subset[self.stream.indices(index, batch_size, rows)]
+
+  def indices(self, index: int, batch_size: int, rows: slice = slice(None)) -> np.ndarray:
+    """int64 [b, 2]: the base's example and the labelled example of each row of batch `index`."""
+    return np.stack([self.base.indices(index, batch_size, rows), self.labeled_indices(index, batch_size, rows)], -1)
+
+  def device_arrays(self, limit_bytes: int):
+    return self.base.device_arrays(limit_bytes)
+
+  def gather(self, arrays, index):
+    """On the device: indices [..., 2] -> the batch `get_batch` gives, bit for bit."""
+    labeled = self.base.gather(arrays, index[..., 1])
+    return {**self.base.gather(arrays, index[..., 0]), "x_labeled": labeled["x"], "label_labeled": labeled["label"]}
+
+  def examples(self, index):
+    return self.base.examples(index)
+
+  def get_batch(self, index: int, batch_size: int, rows: slice = slice(None)):
+    images, labels = self.base.examples(self.labeled_indices(index, batch_size, rows))
+    return {**self.base.get_batch(index, batch_size, rows), "x_labeled": PIXEL_VALUES[images],
+            "label_labeled": np.asarray(labels, np.int32)}
