@@ -12,14 +12,14 @@ def discriminator_features(nets, state, images, batch: int = 500):
   A conditional D is told class 0 for every image, so no label reaches the features: those of a
   projection or AC-GAN D do not depend on it; a concat D's are its features as if every image were a 0.
   """
-  variables = {"params": state.d_params, **state.d_collections}
+  variables = {"params": state.d_params, **state.d_collections}  # an argument: a closed-over D is constant-folded
 
-  def features(x):
+  def features(v, x):
     labels = jnp.zeros((x.shape[0],), jnp.int32) if nets.num_classes else None
-    return nets.discriminator.apply(variables, x, labels, train=False, features=True)[1]
+    return nets.discriminator.apply(v, x, labels, train=False, features=True)[1]
 
   fn = jax.jit(features)
-  return np.concatenate([np.asarray(fn(jnp.asarray(images[i:i + batch]))).reshape(
+  return np.concatenate([np.asarray(fn(variables, jnp.asarray(images[i:i + batch]))).reshape(
       len(images[i:i + batch]), -1) for i in range(0, len(images), batch)])
 
 
