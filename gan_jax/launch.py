@@ -89,8 +89,9 @@ class Run:
     """G and D as built for sampling and evaluation: without the device axis."""
     return build_nets(self.cfg, self.dataset.data_shape, None, self.dataset.num_classes)
 
-  def init_state(self):
-    return init_state(self.cfg, self.nets, self.g_tx, self.d_tx, self.d_init_images)
+  def init_state(self, d_init_images=None):
+    """The fresh state (`state.init_state`); without images (shapes only) D is initialised on zeros."""
+    return init_state(self.cfg, self.nets, self.g_tx, self.d_tx, d_init_images)
 
   def train_fn(self, num_steps: int):
     """The compiled train function for calls of `num_steps` steps (compiled once, ahead of time)."""
@@ -167,8 +168,7 @@ class Run:
 
   def fresh_state(self):
     """The state at step 0, by one jitted function, born replicated on the mesh."""
-    init = lambda images: init_state(self.cfg, self.nets, self.g_tx, self.d_tx, images)  # noqa: E731
-    return jax.jit(init, out_shardings=sharding.replicated_sharding(self.mesh))(self.d_init_images)
+    return jax.jit(self.init_state, out_shardings=sharding.replicated_sharding(self.mesh))(self.d_init_images)
 
   def write_run_files(self, start: int):
     """config.json (and config_history.jsonl for accepted changes); metrics records past `start` dropped."""
