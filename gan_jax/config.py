@@ -122,7 +122,8 @@ class Config:
   labeled_examples: int = _field(0, "Semi-supervised GAN (Salimans et al. 2016; NIPS 2016 tutorial sec. 5.4): D is "
                                  "a K+1-class classifier trained on this many labelled training examples (N/K per "
                                  "class, drawn by --seed, listed in WORKDIR/labeled_examples.json; the whole "
-                                 "training set: every label) beside the GAN game on every example; 0: off.", SHAPE)
+                                 "training set: every label) beside the GAN game on every example; G's feature "
+                                 "matching reads reals of its own (improved-gan's second pass); 0: off.", SHAPE)
   unlabeled_weight: float = _field(1.0, "With --labeled_examples: L_D = L_labelled + w L_unlabelled, L_unlabelled = "
                                    "1/2 of --loss's D loss on D's real/fake logit (improved-gan's "
                                    "--unlabeled_weight); 0: a plain classifier of the labelled examples.", TRAJECTORY)

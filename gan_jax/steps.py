@@ -192,6 +192,12 @@ def _generator_loss_fn(ctx: StepContext, state: GANState, fwd: GeneratorForward,
   return loss_fn
 
 
+def generator_reals(batch):
+  """The reals G's feature matching compares with: the semi-supervised batch's own ('x_generator',
+  `gan_jax/data/labeled.py`), else the batch D was updated on."""
+  return batch.get("x_generator", batch["x"])
+
+
 def g_gradients(ctx: StepContext, state: GANState, fwd: GeneratorForward, batch=None):
   """(dL_G / d g_params, metrics): dL/dx through D (at its current weights, or unrolled), then back through G."""
   obj, D, axis = ctx.objective, ctx.nets.discriminator, ctx.axis_name
@@ -199,7 +205,7 @@ def g_gradients(ctx: StepContext, state: GANState, fwd: GeneratorForward, batch=
   if (obj.feature_matching or ctx.unroll_steps) and batch is None:
     raise ValueError("feature matching and unrolling need the real batch: g_step(state, batch)")
   if obj.feature_matching:
-    real = objectives.real_features(D, state.d_params, state.d_collections, batch["x"],
+    real = objectives.real_features(D, state.d_params, state.d_collections, generator_reals(batch),
                                     batch.get("label") if ctx.nets.num_classes else None,
                                     _device_key(jax.random.fold_in(fwd.dropout_key, 1), axis))
   loss_fn = _generator_loss_fn(ctx, state, fwd, batch)

@@ -271,3 +271,39 @@ def test_every_d_with_the_head_becomes_a_k_plus_one_classifier(model):
   logit, _, cls = d.apply(variables, x, None, train=False, features=True)
   assert cls.shape == (4, 10)
   np.testing.assert_allclose(np.asarray(logit), np.asarray(jax.nn.logsumexp(cls, -1)), rtol=1e-5)
+
+
+def test_gs_feature_matching_reads_a_second_pass_over_the_training_digits(tmp_path):
+  """improved-gan's trainx_unl2: G matches the features of reals of its own ('x_generator'), every training
+  digit once per epoch in an order apart from D's; G's update reads them and not D's batch (a planted
+  feature matching on batch['x'] fails here)."""
+  from gan_jax.state import init_state, make_optimizers
+  from gan_jax.steps import make_steps
+  cfg = ssl_config(tmp_path)
+  dataset = data_lib.make_dataset(cfg)
+  epoch = np.concatenate([dataset.indices(i, 100) for i in range(MNIST5K_TRAIN // 100)])
+  assert sorted(epoch[:, 2].tolist()) == list(range(MNIST5K_TRAIN))
+  assert np.mean(epoch[:, 2] == epoch[:, 0]) < 0.01
+  nets = build_nets(cfg, (32, 32, 1), None, 10)
+  g_tx, d_tx = make_optimizers(cfg)
+  state = init_state(cfg, nets, g_tx, d_tx)
+  batch = jax.tree.map(jnp.asarray, dataset.get_batch(0, cfg.batch_size))
+  g_step = jax.jit(make_steps(cfg, nets, g_tx, d_tx).g_step)
+  g_params = lambda b: jax.tree.leaves(g_step(state, b)[0].g_params)  # noqa: E731
+  reference = g_params(batch)
+  for a, b in zip(reference, g_params({**batch, "x": -batch["x"]})):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  assert any(not np.array_equal(np.asarray(a), np.asarray(b))
+             for a, b in zip(reference, g_params({**batch, "x_generator": batch["x"]})))
+
+
+def test_a_checkpoint_whose_g_read_ds_reals_is_not_resumed_with_gs_own(tmp_path):
+  """A semi-supervised checkpoint of the code before G's own reals (no 'generator_reals' in its data
+  fingerprint) would resume on another stream: refused with a line naming it."""
+  from gan_jax import resume
+  cfg = ssl_config(tmp_path)
+  dataset = data_lib.make_dataset(cfg)
+  before = {k: v for k, v in dataset.fingerprint().items() if k != "generator_reals"}
+  assert resume.check_data(cfg, {"data": dataset.fingerprint()}, dataset) == []
+  with pytest.raises(ConfigError, match="generator_reals None then"):
+    resume.check_data(cfg, {"data": before}, dataset)

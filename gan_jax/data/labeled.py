@@ -4,11 +4,13 @@ batch a batch of the few labelled ones.
 The labelled subset is balanced: N/K examples of each of the K classes, the first of each class in a
 permutation drawn from (seed, SUBSET_SALT), as improved-gan picks them (`txs`); N = the whole dataset
 takes every label. Batch `index` holds the base dataset's batch `index` ('x', 'label': the GAN game reads
-no label) and the labelled stream's batch `index` ('x_labeled', 'label_labeled'): stream positions over
-the N labelled examples through a fresh permutation per pass, drawn from (seed, pass, ORDER_SALT), as
-improved-gan tiles permutations of `txs` to the batch count. Both are pure functions of (seed, index), so
-a resumed run reads the batches an uninterrupted run would; on the devices one gather serves both
-(`indices` gives two columns).
+no label), the labelled stream's batch `index` ('x_labeled', 'label_labeled'): stream positions over
+the N labelled examples through a fresh permutation per pass, drawn from (seed, pass, LABELED_SALT), as
+improved-gan tiles permutations of `txs` to the batch count, and G's batch `index` ('x_generator'): the
+reals G's feature matching compares with, every example again through permutations of their own
+(GENERATOR_SALT; improved-gan's `trainx_unl2`), so G does not match the very reals D has just been
+updated on. All three are pure functions of (seed, index), so a resumed run reads the batches an
+uninterrupted run would; on the devices one gather serves them all (`indices` gives three columns).
 """
 import hashlib
 
@@ -43,19 +45,24 @@ def labeled_subset(labels: np.ndarray, count: int, num_classes: int, seed: int) 
   return np.concatenate([order[labels[order] == c][:per_class] for c in range(num_classes)])
 
 
-class LabeledStream(EpochOrder):
-  """The order of the labelled stream: per-pass permutations of the subset's N positions."""
-  ORDER_SALT = 2
+class StreamOrder(EpochOrder):
+  """Per-pass permutations of `count` stream positions, drawn from (seed, pass, salt): a stream of its own
+  beside the base dataset's (whose salt is EpochOrder.ORDER_SALT)."""
 
-  def __init__(self, count: int, seed: int):
-    self.num_examples, self.seed = count, seed
+  def __init__(self, count: int, seed: int, salt: int):
+    self.num_examples, self.seed, self.ORDER_SALT = count, seed, salt
+
+
+# The labelled stream's and G's reals' salts (stacked_mnist5k's own order is also salted 3: there G reads D's reals).
+LABELED_SALT, GENERATOR_SALT = 2, 3
 
 
 class SemiSupervisedDataset:
   """A DeviceDataset (gan_jax.data) wrapping `base` (one with `examples(index) -> (uint8 images, labels)`)
-  whose batches also hold `count` labelled examples' rows: {'x', 'label', 'x_labeled', 'label_labeled'}."""
-  index_shape = (2,)  # a row's indices: (the base's example, the labelled example)
-  batch_keys = ("x", "label", "x_labeled", "label_labeled")
+  whose batches also hold `count` labelled examples' rows and G's reals:
+  {'x', 'label', 'x_labeled', 'label_labeled', 'x_generator'}."""
+  index_shape = (3,)  # a row's indices: (the base's example, the labelled example, G's example)
+  batch_keys = ("x", "label", "x_labeled", "label_labeled", "x_generator")
 
   def __init__(self, base, count: int):
     self.base = base
@@ -63,7 +70,8 @@ class SemiSupervisedDataset:
     self.num_examples, self.seed = base.num_examples, base.seed
     self.labels = dataset_labels(base)
     self.subset = labeled_subset(self.labels, count, base.num_classes, base.seed)
-    self.stream = LabeledStream(len(self.subset), base.seed)
+    self.stream = StreamOrder(len(self.subset), base.seed, LABELED_SALT)
+    self.generator_stream = StreamOrder(base.num_examples, base.seed, GENERATOR_SALT)
 
   def record(self) -> dict:
     """What WORKDIR/labeled_examples.json holds: the subset's indices (into the training split), labels, counts."""
@@ -73,30 +81,35 @@ class SemiSupervisedDataset:
             "indices": self.subset.tolist(), "labels": labels.tolist()}
 
   def fingerprint(self) -> dict:
-    """The base's, with the labelled subset's size and a sha256 of its indices."""
+    """The base's, with the labelled subset's size, a sha256 of its indices, and where G's reals come from
+    (a checkpoint of the code before G had reals of its own has no 'generator_reals': its resume is refused)."""
     digest = hashlib.sha256(np.asarray(self.subset, np.int64).tobytes()).hexdigest()
-    return {**self.base.fingerprint(), "labeled": len(self.subset), "labeled_sha256": digest}
+    return {**self.base.fingerprint(), "labeled": len(self.subset), "labeled_sha256": digest,
+            "generator_reals": f"a pass of their own (salt {GENERATOR_SALT})"}
 
   def labeled_indices(self, index: int, batch_size: int, rows: slice = slice(None)) -> np.ndarray:
     """Example indices [b] of rows `rows` of the labelled stream's batch `index`."""
     return self.subset[self.stream.indices(index, batch_size, rows)]
 
   def indices(self, index: int, batch_size: int, rows: slice = slice(None)) -> np.ndarray:
-    """int64 [b, 2]: the base's example and the labelled example of each row of batch `index`."""
-    return np.stack([self.base.indices(index, batch_size, rows), self.labeled_indices(index, batch_size, rows)], -1)
+    """int64 [b, 3]: the base's example, the labelled example and G's example of each row of batch `index`."""
+    return np.stack([self.base.indices(index, batch_size, rows), self.labeled_indices(index, batch_size, rows),
+                     self.generator_stream.indices(index, batch_size, rows)], -1)
 
   def device_arrays(self, limit_bytes: int):
     return self.base.device_arrays(limit_bytes)
 
   def gather(self, arrays, index):
-    """On the device: indices [..., 2] -> the batch `get_batch` gives, bit for bit."""
+    """On the device: indices [..., 3] -> the batch `get_batch` gives, bit for bit."""
     labeled = self.base.gather(arrays, index[..., 1])
-    return {**self.base.gather(arrays, index[..., 0]), "x_labeled": labeled["x"], "label_labeled": labeled["label"]}
+    return {**self.base.gather(arrays, index[..., 0]), "x_labeled": labeled["x"], "label_labeled": labeled["label"],
+            "x_generator": self.base.gather(arrays, index[..., 2])["x"]}
 
   def examples(self, index):
     return self.base.examples(index)
 
   def get_batch(self, index: int, batch_size: int, rows: slice = slice(None)):
     images, labels = self.base.examples(self.labeled_indices(index, batch_size, rows))
+    generator_images, _ = self.base.examples(self.generator_stream.indices(index, batch_size, rows))
     return {**self.base.get_batch(index, batch_size, rows), "x_labeled": PIXEL_VALUES[images],
-            "label_labeled": np.asarray(labels, np.int32)}
+            "label_labeled": np.asarray(labels, np.int32), "x_generator": PIXEL_VALUES[generator_images]}
