@@ -101,15 +101,22 @@ class SemiSupervisedDataset:
 
   def gather(self, arrays, index):
     """On the device: indices [..., 3] -> the batch `get_batch` gives, bit for bit."""
-    labeled = self.base.gather(arrays, index[..., 1])
-    return {**self.base.gather(arrays, index[..., 0]), "x_labeled": labeled["x"], "label_labeled": labeled["label"],
-            "x_generator": self.base.gather(arrays, index[..., 2])["x"]}
+    return _batch(*(self.base.gather(arrays, index[..., column]) for column in range(3)))
 
   def examples(self, index):
     return self.base.examples(index)
 
   def get_batch(self, index: int, batch_size: int, rows: slice = slice(None)):
-    images, labels = self.base.examples(self.labeled_indices(index, batch_size, rows))
-    generator_images, _ = self.base.examples(self.generator_stream.indices(index, batch_size, rows))
-    return {**self.base.get_batch(index, batch_size, rows), "x_labeled": PIXEL_VALUES[images],
-            "label_labeled": np.asarray(labels, np.int32), "x_generator": PIXEL_VALUES[generator_images]}
+    return _batch(self.base.get_batch(index, batch_size, rows),
+                  self._rows(self.labeled_indices(index, batch_size, rows)),
+                  self._rows(self.generator_stream.indices(index, batch_size, rows)))
+
+  def _rows(self, indices):
+    """On the host: {'x': float32 [b, ...] in [-1, 1], 'label': int32 [b]} of examples `indices` [b]."""
+    images, labels = self.base.examples(indices)
+    return {"x": PIXEL_VALUES[images], "label": np.asarray(labels, np.int32)}
+
+
+def _batch(rows, labeled, generator):
+  """One semi-supervised batch from the base's rows of its three streams (host and device alike)."""
+  return {**rows, "x_labeled": labeled["x"], "label_labeled": labeled["label"], "x_generator": generator["x"]}
