@@ -17,6 +17,7 @@ SHAPE, TRAJECTORY, FREE = "shape", "trajectory", "free"  # the resume policies (
 LOSS_NAMES = ("nonsaturating", "minimax", "maximum_likelihood", "wgan", "hinge", "lsgan")  # = tuple(losses.LOSSES), tested
 D_ACTIVATIONS = ("relu", "leaky_relu", "tanh", "maxout")
 G_ACTIVATIONS = ("relu", "tanh")
+MLP_BIAS_INITS = ("zeros", "fan_in_uniform")  # = gan_jax.nets.mlp.BIAS_INITS, tested
 OUTPUT_ACTIVATIONS = ("linear", "tanh", "sigmoid")
 LR_SCHEDULES = ("constant", "cosine", "linear")
 RESOLUTIONS = (28, 32, 64)
@@ -98,6 +99,9 @@ class Config:
                              "2017's 2-D nets).", TRAJECTORY)
   d_activation: str = _field("relu", "MLP discriminator units: " + _names(D_ACTIVATIONS) + ".", SHAPE)
   maxout_pieces: int = _field(5, "Pieces per maxout unit.", SHAPE)
+  mlp_bias_init: str = _field("zeros", "MLP G and D dense layers' initial biases: " + _names(MLP_BIAS_INITS) + " (zeros: "
+                              "flax's; fan_in_uniform: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch nn.Linear's, so a "
+                              "1-D input's ReLU kinks start spread over the data instead of all at 0).", TRAJECTORY)
   d_dropout: float = _field(0.0, "Dropout rate on the MLP discriminator's inputs and hidden units.", TRAJECTORY)
   g_output: str = _field("linear", "Generator output activation: " + _names(OUTPUT_ACTIVATIONS)
                          + " (images use tanh).", SHAPE)

@@ -39,7 +39,7 @@ def _in(cfg: Config, flag: str, low: float, high: float, closed_low=True):
 
 def _check_names(cfg: Config):
   for flag, names in (("loss", config_lib.LOSS_NAMES), ("d_activation", config_lib.D_ACTIVATIONS),
-                      ("g_activation", config_lib.G_ACTIVATIONS),
+                      ("g_activation", config_lib.G_ACTIVATIONS), ("mlp_bias_init", config_lib.MLP_BIAS_INITS),
                       ("g_output", config_lib.OUTPUT_ACTIVATIONS), ("lr_schedule", config_lib.LR_SCHEDULES),
                       ("nan_policy", config_lib.NAN_POLICIES), ("conditioning", config_lib.CONDITIONINGS),
                       ("compute_dtype", config_lib.COMPUTE_DTYPES), ("ema_statistics", config_lib.EMA_STATISTICS),

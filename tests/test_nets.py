@@ -113,3 +113,32 @@ def test_mlp_hidden_activations_are_the_named_functions(activation):
   logits = d.apply({"params": d_params}, z[:, :2], train=False)
   out = dense(d_params["DiscriminatorHead_0"]["Dense_0"], hidden)[:, 0]
   np.testing.assert_allclose(logits, out, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["zeros", "fan_in_uniform"])
+def test_mlp_bias_init_draws_each_layers_biases_by_its_fan_in(kind):
+  """--mlp_bias_init: zeros (flax's, today's runs) or U(-1/sqrt(fan_in), 1/sqrt(fan_in)) on every dense layer.
+
+  Layers of fan-in 1 (a 1-D z or x), 64 and 16: each layer's biases fill its own bound (a bound from the
+  fan-out or a shared one fails), and G's first-layer kinks -b/w spread instead of sitting at 0.
+  """
+  from gan_jax import config as config_lib
+  from gan_jax.nets import mlp
+  assert config_lib.MLP_BIAS_INITS == mlp.BIAS_INITS
+  g = MLPGenerator(hidden=(64, 16), out_shape=(1,), bias_init=kind)
+  d = MLPDiscriminator(hidden=(64, 16), bias_init=kind)
+  x = jnp.ones((3, 1))
+  for params in (g.init(jax.random.key(0), x)["params"], d.init(jax.random.key(1), x)["params"]):
+    for name, fan_in in (("Dense_0", 1), ("Dense_1", 64)):
+      bias = np.asarray(params[name]["bias"])
+      if kind == "zeros":
+        assert not bias.any()
+        continue
+      bound = 1 / np.sqrt(fan_in)
+      assert np.abs(bias).max() <= bound and np.abs(bias).max() > 0.8 * bound, (name, bias)
+      assert abs(bias.std() - bound / np.sqrt(3)) < 0.25 * bound / np.sqrt(3)  # uniform, not one value
+  last = g.init(jax.random.key(0), x)["params"]["Dense_2"]["bias"]  # fan-in 16: |b| <= 1/4
+  assert np.abs(np.asarray(last)).max() <= 0.25
+  p = g.init(jax.random.key(0), x)["params"]["Dense_0"]
+  kinks = -np.asarray(p["bias"]) / np.asarray(p["kernel"])[0]
+  assert (np.median(np.abs(kinks)) > 0.1) == (kind == "fan_in_uniform")

@@ -46,7 +46,7 @@ MODELS: Registry[ModelSpec] = Registry("model", "model")
 MODELS.register(ModelSpec(
     "mlp", "gan_jax.nets.mlp:build", "the fully connected G and D of Goodfellow et al. 2014",
     convolutional=False, options=("g_hidden", "d_hidden", "g_activation", "d_activation", "maxout_pieces", "d_dropout",
-                                "g_output")))
+                                "g_output", "mlp_bias_init")))
 MODELS.register(ModelSpec(
     "dcgan", "gan_jax.nets.dcgan:build", "the all-convolutional G and D of Radford et al. 2015",
     convolutional=True, data=(IMAGE,), options=("width", "d_width")))
