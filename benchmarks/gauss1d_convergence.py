@@ -10,9 +10,11 @@ final evaluation: jsd (JSD(p_data || p_g) of G_ema, a kernel estimate on 20,000 
 (max |D(x) - 1/2| on mu +- 3 sigma). The goal (issue 26): jsd <= 0.01 and d_deviation <= 0.05 on seeds
 0-4, each run <= 5 minutes on a 2-core CPU. The paper's setting is kept: z ~ U[-1, 1], an MLP G.
 A second estimate of the same JSD, independent of gan_jax.theory's gridded one: scipy's gaussian_kde
-(Scott's bandwidth) of the final samples against N(4, 0.5^2)'s exact density, by the trapezoid rule.
+(Scott's bandwidth) of the final samples against N(4, 0.5^2)'s exact density, by the trapezoid rule,
+computed once per run (kept in WORKDIR/scipy_jsd.json beside run_once's wall.json).
 """
 import argparse
+import json
 import os
 import sys
 import time
@@ -21,6 +23,7 @@ import numpy as np
 from scipy import special, stats
 
 from gan_jax import xla_cpu
+from gan_jax.data import toy
 
 xla_cpu.configure()  # As the entry points do (their run.py subprocesses inherit XLA_FLAGS).
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -89,15 +92,22 @@ D* but then G's support ends short of 3 sigma and D -> 1 there (d_deviation 0.1-
 
 
 def run_try(name: str, seed: int, root: str) -> dict:
-  """The run's final metrics, wall_s, and scipy_jsd (`scipy_jsd` of its final samples)."""
+  """The run's final metrics, wall_s, and scipy_jsd (`scipy_jsd` of its final samples, computed once)."""
   flags, _ = TRIES[name]
   workdir = os.path.join(root, name, f"seed{seed}")
   result = run_once(["--flagfile=gauss1d.flags", *flags, f"--seed={seed}"], workdir, f"{name} seed {seed}")
-  return {**result, "scipy_jsd": scipy_jsd(np.load(os.path.join(workdir, "eval", "final_samples.npy")).ravel())}
+  kept = os.path.join(workdir, "scipy_jsd.json")
+  if not os.path.exists(kept):
+    with open(kept, "w") as f:
+      json.dump({"scipy_jsd": scipy_jsd(np.load(os.path.join(workdir, "eval", "final_samples.npy")).ravel())}, f)
+  with open(kept) as f:
+    return {**result, **json.load(f)}
 
 
-def scipy_jsd(samples, mean: float = 4.0, sigma: float = 0.5, points: int = 8001) -> float:
-  """JSD(N(mean, sigma^2) || scipy's gaussian_kde of samples [N]) by the trapezoid rule over both supports."""
+def scipy_jsd(samples, points: int = 8001) -> float:
+  """JSD(p_data = gauss1d's N(mean, sigma^2) || scipy's gaussian_kde of samples [N]), trapezoid rule over both supports."""
+  data = toy.gauss1d()
+  mean, sigma = float(data.means[0, 0]), data.sigma
   kde = stats.gaussian_kde(samples)
   reach = 4 * np.sqrt(kde.covariance[0, 0])
   x = np.linspace(min(samples.min() - reach, mean - 8 * sigma), max(samples.max() + reach, mean + 8 * sigma), points)
