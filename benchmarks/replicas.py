@@ -1,6 +1,6 @@
 """N runs in one program (--seeds) against N separate runs: the step's speed and the whole job's wall time.
 
-  python benchmarks/replicas.py [--parts=steps,processes,equality] [--configs=ring,dcgan_tiny] [--seeds=5]
+  python benchmarks/replicas.py [--parts=steps,processes,equality,roofline] [--configs=ring,dcgan_tiny] [--seeds=5]
       [--calls=30] [--root=/tmp/replicas] [--output=benchmarks/results/replicas.md]
 
 Part `steps`: training steps per second through gan-jax's own compiled call (launch.Run for one run,
@@ -17,6 +17,11 @@ seconds of the whole command.
 Part `equality`: the largest absolute difference between run 1 of a `--seeds=0,1` program and the
 single run of `--seed=1`, over every array of the state, after 50 and 2,000 steps, per replica mode, on
 ring.flags and the tiny DCGAN (dcgan.flags' nets at width 8, unconditional, 28 px).
+Part `roofline`: how busy one run keeps the CPU. XLA's cost analysis of one compiled step (one run, and
+the N-run program in each replica mode) times the measured steps/s gives the step's FLOP/s, beside the
+FLOP/s of a float32 matmul as large as the machine can be kept busy with (n = 2048, best of 10) and of
+one matmul of the ring's own layer shape (256 x 256 by 256 x 256): the headroom a stacked program could
+fill.
 """
 import argparse
 import dataclasses
@@ -78,6 +83,41 @@ def step_rows(names, seeds: int, calls: int):
       print(rows[-1], flush=True)
   return ("| config | runs | mode | program steps/s | time per step per run / one run's |\n|---|---|---|---|---|\n"
           + "\n".join(rows))
+
+
+def matmul_flops_per_second(n: int, k: int, repeats: int = 10) -> float:
+  """Best-of-`repeats` FLOP/s of a jitted float32 (n x k) @ (k x k) product, 2 n k^2 FLOPs."""
+  a, b = jax.random.normal(jax.random.key(0), (n, k)), jax.random.normal(jax.random.key(1), (k, k))
+  product = jax.jit(lambda x, y: x @ y)
+  product(a, b).block_until_ready()
+  best = float("inf")
+  for _ in range(repeats):
+    start = time.perf_counter()
+    product(a, b).block_until_ready()
+    best = min(best, time.perf_counter() - start)
+  return 2 * n * k * k / best
+
+
+def step_flops(cfg: Config) -> float:
+  """FLOPs of one training step of `cfg` (one run, or the whole program under --seeds), by XLA's cost analysis."""
+  run = replicas.ReplicaRun(cfg) if cfg.seeds else launch.Run(cfg)
+  cost = run.train_fn(1).cost_analysis()
+  run.feed.close()
+  return float((cost[0] if isinstance(cost, list) else cost)["flops"])
+
+
+def roofline_rows(names, seeds: int, calls: int):
+  peak, layer = matmul_flops_per_second(2048, 2048), matmul_flops_per_second(256, 256, repeats=200)
+  rows = [f"| float32 matmul 2048 x 2048 | | | {peak / 1e9:.0f} | 1.00 |",
+          f"| float32 matmul 256 x 256 | | | {layer / 1e9:.0f} | {layer / peak:.2f} |"]
+  for name in names:
+    cfg = Config(workdir="-", num_devices=1, **CONFIGS[name])
+    for runs, mode in ((1, ""), (seeds, "vmap"), (seeds, "loop")):
+      each = dataclasses.replace(cfg, seeds=tuple(range(runs)), replica_mode=mode) if mode else cfg
+      flops = step_flops(each) * steps_per_second(each, calls)
+      rows.append(f"| {name} | {runs} | {mode} | {flops / 1e9:.0f} | {flops / peak:.2f} |")
+      print(rows[-1], flush=True)
+  return ("| what | runs | mode | GFLOP/s | of the large matmul's |\n|---|---|---|---|---|\n" + "\n".join(rows))
 
 
 def wall(args) -> float:
@@ -148,6 +188,8 @@ def main():
     sections.append(process_rows(args.seeds, args.root))
   if "equality" in parts:
     sections.append(equality_rows(args.root))
+  if "roofline" in parts:
+    sections.append(roofline_rows(args.configs.split(","), args.seeds, args.calls))
   text = (f"## {time.strftime('%Y-%m-%d')}: {platform.node()}, {jax.devices()[0].device_kind} ({os.cpu_count()} "
           f"CPUs)\n\n`python benchmarks/replicas.py {' '.join(sys.argv[1:])}`\n\n" + "\n\n".join(sections) + "\n")
   with open(args.output, "a") as f:
