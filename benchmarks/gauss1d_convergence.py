@@ -32,9 +32,10 @@ from run_once import run_once  # noqa: E402
 
 SEEDS_SHOWN = 5  # the table shows every try's finished runs among seeds 0-4 under --root
 # The tries were run over gauss1d.flags as it was before (4,000 iterations, raw data, z ~ N(0, 1), evaluations
-# every 1,000); these flags restore it, so each row keeps its meaning now that std_100k is the default.
+# every 1,000, G 2 x 64, zero biases); these flags restore it, so each row keeps its meaning as the default moves.
 BEFORE = ("--latent_distribution=normal", "--data_shift=0", "--data_scale=1", "--train_steps=4000",
-          "--eval_every=1000", "--log_every=1000", "--checkpoint_every=1000", "--mlp_bias_init=zeros")
+          "--eval_every=1000", "--log_every=1000", "--checkpoint_every=1000", "--mlp_bias_init=zeros",
+          "--g_hidden=64,64")
 UNIFORM = BEFORE + ("--latent_distribution=uniform",)
 STD = ("--data_shift=4", "--data_scale=2")
 TRIES = {  # name -> (flags, what it tests)
@@ -70,7 +71,7 @@ TRIES = {  # name -> (flags, what it tests)
     "std_k5_100k": (UNIFORM + STD + ("--train_steps=100000", "--d_steps=5"), "standardised, k = 5, 25x"),
     "std_k5_40k_lr1e3": (UNIFORM + STD + ("--train_steps=40000", "--d_steps=5", "--lr_g=1e-3", "--lr_d=1e-3"),
                          "standardised, k = 5, 10x, learning rates 1e-3"),
-    "std_100k": (UNIFORM + STD + ("--train_steps=100000",), "standardised, k = 1, 25x: gauss1d.flags now"),
+    "std_100k": (UNIFORM + STD + ("--train_steps=100000",), "standardised, k = 1, 25x: gauss1d.flags until 2026-12-02"),
     # k = 1 spreads G's tails but leaves D lazy (flat where D* is not); k = 5 keeps D at D* but G's tails late.
     "std_k2_100k": (UNIFORM + STD + ("--train_steps=100000", "--d_steps=2"), "standardised, k = 2, 25x"),
     "std_k3_100k": (UNIFORM + STD + ("--train_steps=100000", "--d_steps=3"), "standardised, k = 3, 25x"),
@@ -81,7 +82,7 @@ TRIES = {  # name -> (flags, what it tests)
     "std_100k_bias": (UNIFORM + STD + ("--train_steps=100000", "--mlp_bias_init=fan_in_uniform"),
                       "standardised, 25x, biases U(+-1/sqrt(fan_in)) (PyTorch's)"),
     "std_100k_bias_g128": (UNIFORM + STD + ("--train_steps=100000", "--mlp_bias_init=fan_in_uniform",
-                                            "--g_hidden=128,128"), "standardised, 25x, PyTorch's biases, G 2 x 128"),
+                                            "--g_hidden=128,128"), "standardised, 25x, PyTorch's biases, G 2 x 128: gauss1d.flags now"),
     "std_100k_bias_g256": (UNIFORM + STD + ("--train_steps=100000", "--mlp_bias_init=fan_in_uniform",
                                             "--g_hidden=256,256"), "standardised, 25x, PyTorch's biases, G 2 x 256"),
 }
