@@ -52,11 +52,15 @@ CONFIGS = {
 }
 
 
-def steps_per_second(cfg: Config, calls: int) -> float:
-  """Best of 3 rounds: program steps per second of `calls` compiled calls (after 2 warm-up calls)."""
-  run = replicas.ReplicaRun(cfg) if cfg.seeds else launch.Run(cfg)
+def new_run(cfg: Config):
+  """The training program of `cfg`: replicas.ReplicaRun under --seeds, else launch.Run."""
+  return replicas.ReplicaRun(cfg) if cfg.seeds else launch.Run(cfg)
+
+
+def steps_per_second(run, calls: int) -> float:
+  """Best of 3 rounds: program steps per second of `calls` compiled calls (after 2 warm-up calls); closes run's feed."""
   state = run.fresh_state()
-  bad = sharding.replicate(run.bad_steps() if cfg.seeds else np.zeros((), np.int32), run.mesh)
+  bad = sharding.replicate(run.bad_steps() if run.cfg.seeds else np.zeros((), np.int32), run.mesh)
   fn, spc, step, best = run.train_fn(run.spc), run.spc, 0, 0.0
   for rounds in range(4):
     start = time.perf_counter()
@@ -74,11 +78,11 @@ def step_rows(names, seeds: int, calls: int):
   rows = []
   for name in names:
     cfg = Config(workdir="-", num_devices=1, **CONFIGS[name])
-    one = steps_per_second(cfg, calls)
+    one = steps_per_second(new_run(cfg), calls)
     rows.append(f"| {name} | 1 run | | {one:.1f} | 1.00 |")
     print(rows[-1], flush=True)
     for mode in ("vmap", "loop"):
-      many = steps_per_second(dataclasses.replace(cfg, seeds=tuple(range(seeds)), replica_mode=mode), calls)
+      many = steps_per_second(new_run(dataclasses.replace(cfg, seeds=tuple(range(seeds)), replica_mode=mode)), calls)
       rows.append(f"| {name} | {seeds} runs | {mode} | {many:.1f} | {one / (many * seeds):.2f} |")
       print(rows[-1], flush=True)
   return ("| config | runs | mode | program steps/s | time per step per run / one run's |\n|---|---|---|---|---|\n"
@@ -98,11 +102,9 @@ def matmul_flops_per_second(n: int, k: int, repeats: int = 10) -> float:
   return 2 * n * k * k / best
 
 
-def step_flops(cfg: Config) -> float:
-  """FLOPs of one training step of `cfg` (one run, or the whole program under --seeds), by XLA's cost analysis."""
-  run = replicas.ReplicaRun(cfg) if cfg.seeds else launch.Run(cfg)
+def step_flops(run) -> float:
+  """FLOPs of one training step of `run` (one run, or the whole program under --seeds), by XLA's cost analysis."""
   cost = run.train_fn(1).cost_analysis()
-  run.feed.close()
   return float((cost[0] if isinstance(cost, list) else cost)["flops"])
 
 
@@ -114,7 +116,8 @@ def roofline_rows(names, seeds: int, calls: int):
     cfg = Config(workdir="-", num_devices=1, **CONFIGS[name])
     for runs, mode in ((1, ""), (seeds, "vmap"), (seeds, "loop")):
       each = dataclasses.replace(cfg, seeds=tuple(range(runs)), replica_mode=mode) if mode else cfg
-      flops = step_flops(each) * steps_per_second(each, calls)
+      run = new_run(each)
+      flops = step_flops(run) * steps_per_second(run, calls)
       rows.append(f"| {name} | {runs} | {mode} | {flops / 1e9:.0f} | {flops / peak:.2f} |")
       print(rows[-1], flush=True)
   return ("| what | runs | mode | GFLOP/s | of the large matmul's |\n|---|---|---|---|---|\n" + "\n".join(rows))
