@@ -6,12 +6,32 @@ import contextlib
 import json
 import logging as python_logging
 import os
+import sys
 import time
 
 import numpy as np
 from absl import logging
 
 from gan_jax.workdir import append_line, strict_json, write_error
+
+
+def _summary_writer_class():
+  """tensorboardX's SummaryWriter, imported without PyTorch where PyTorch is not loaded already.
+
+  tensorboardX imports torch when it is installed (only to accept torch tensors, which this
+  project never passes): 1.7 s of every run's start-up on these CPUs where `.[bench]` installs
+  torch. A None entry in sys.modules makes that `import torch` fail as if torch were absent, and
+  is removed straight after, so a later `import torch` in the same process works.
+  """
+  if "tensorboardX" in sys.modules or "torch" in sys.modules:
+    from tensorboardX import SummaryWriter
+    return SummaryWriter
+  sys.modules["torch"] = None
+  try:
+    from tensorboardX import SummaryWriter
+  finally:
+    del sys.modules["torch"]
+  return SummaryWriter
 
 
 class MetricWriter:
@@ -22,8 +42,7 @@ class MetricWriter:
     self.workdir = workdir
     self._tb = None
     if enabled:
-      from tensorboardX import SummaryWriter
-      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+      self._tb = _summary_writer_class()(os.path.join(workdir, "tensorboard"))
 
   def write(self, step: int, values: dict):
     """One line of strict JSON (a non-finite value is written null and named under 'nonfinite')."""

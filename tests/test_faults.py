@@ -1,6 +1,7 @@
 """Nothing lost, nothing silent: reruns, flag order, torn records, corrupt arrays, the workdir lock,
 odd image folders, unreadable checkpoints, bad input, resume rules, strict JSON, and SIGKILL at
 random moments."""
+import importlib.util
 import json
 import os
 import random
@@ -365,6 +366,20 @@ def test_metrics_records_are_strict_json(tmp_path):
   line = (tmp_path / "metrics.jsonl").read_text().splitlines()[0]
   record = json.loads(line, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
   assert record == {"step": 5, "reverse_kl": None, "d_loss": 0.5, "nonfinite": {"reverse_kl": "inf"}}
+
+
+def test_the_metric_writer_does_not_load_pytorch_but_leaves_it_importable(tmp_path):
+  """tensorboardX imports torch where installed (1.7 s of each run's start-up here); the writer
+  keeps it out, and a later `import torch` in the process still works where torch is installed."""
+  code = ("import sys; from gan_jax import writers; w = writers.MetricWriter(sys.argv[1]); w.write(1, {'a': 1.0});"
+          "w.close(); print('torch' in sys.modules)\n"
+          "import torch; print(hasattr(torch, 'zeros'))")
+  out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True)
+  if importlib.util.find_spec("torch") is None:
+    assert out.stdout.split() == ["False"] and "No module named 'torch'" in out.stderr, out.stderr[-2000:]
+  else:
+    assert out.returncode == 0 and out.stdout.split() == ["False", "True"], out.stderr[-2000:]
+  assert os.listdir(tmp_path / "tensorboard")
 
 
 # SIGKILL at random moments ------------------------------------------------------------------------------
