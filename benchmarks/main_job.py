@@ -8,10 +8,10 @@ once per seed in a fresh workdir with nothing else running; the row holds the fi
 against the training digits (2,500 samples) and the classes' reverse KL from
 eval/final_metrics.json, the steps reached, and the wall time of the whole command (start-up,
 compilation, evaluations and checkpoints included; the compilation cache is off, as on a first
-run), and the FID at each evaluation. A run past --budget_s is marked over budget. --one_cpu_each
-screens candidates side by side, one pinned CPU each: their FIDs at equal steps compare, their wall
-times are not judged. Rows are appended to the table (the losers
-stay), under a header naming the machine and the command.
+run; --compilation_cache=DIR, for tests only, turns it on), and the FID at each evaluation. A run
+past --budget_s is marked over budget. --one_cpu_each screens candidates side by side, one pinned
+CPU each: their FIDs at equal steps compare, their wall times are not judged. Rows are appended to
+the table (the losers stay), under a header naming the machine and the command.
 """
 import argparse
 import concurrent.futures
@@ -69,13 +69,14 @@ CANDIDATES = {
 }
 
 
-def run_candidate(name: str, seed: int, budget_s: float, keep: str = "", cpu: int | None = None) -> dict:
+def run_candidate(name: str, seed: int, budget_s: float, keep: str = "", cpu: int | None = None,
+                  cache: str = "") -> dict:
   """One run in a fresh workdir (kept under `keep`/NAME_seedS if given, else deleted), on CPU `cpu` alone if given."""
   flags = CANDIDATES[name]
   with tempfile.TemporaryDirectory() as tmp:
     work = os.path.join(keep, f"{name}_seed{seed}") if keep else os.path.join(tmp, "w")
     command = [sys.executable, os.path.join(REPO, "experiments", "run.py"), "--flagfile=dcgan.flags", *flags,
-               f"--seed={seed}", f"--workdir={work}", "--compilation_cache="]
+               f"--seed={seed}", f"--workdir={work}", f"--compilation_cache={cache}"]
     pin = None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True, preexec_fn=pin)
@@ -107,6 +108,8 @@ def main():
   parser.add_argument("--budget_s", type=float, default=600.0)
   parser.add_argument("--out", default=os.path.join(REPO, "benchmarks", "results", "main_job.md"))
   parser.add_argument("--keep", default="", help="Keep each run's workdir under this folder (default: deleted).")
+  parser.add_argument("--compilation_cache", default="",
+                      help="A persistent compilation cache for the runs (default: off, as on a first run; tests set it).")
   parser.add_argument("--one_cpu_each", action="store_true",
                       help="Screening: run as many candidates at once as there are CPUs, each pinned to one CPU. "
                       "FIDs at equal steps compare; wall times do not meet the budget's machine and are not judged.")
@@ -134,7 +137,7 @@ def main():
 
   if not args.one_cpu_each:
     for name, seed in jobs:
-      record(run_candidate(name, seed, args.budget_s, args.keep))
+      record(run_candidate(name, seed, args.budget_s, args.keep, cache=args.compilation_cache))
     return
   cpus = sorted(os.sched_getaffinity(0))
   with concurrent.futures.ThreadPoolExecutor(len(cpus)) as pool:
@@ -145,7 +148,7 @@ def main():
     def on_a_free_cpu(job):
       cpu = free.get()
       try:
-        return run_candidate(*job, args.budget_s, args.keep, cpu)
+        return run_candidate(*job, args.budget_s, args.keep, cpu, args.compilation_cache)
       finally:
         free.put(cpu)
 

@@ -9,6 +9,7 @@ import sys
 import numpy as np
 import pytest
 
+from gan_jax import runtime
 from tests.conftest import REPO
 
 BENCHMARKS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO, "benchmarks", "*.py"))
@@ -104,7 +105,8 @@ def _main_job_on_a_tiny_candidate(tmp_path, monkeypatch, seeds: str, eval_every:
                                                     "--eval_samples=100"])
   out = tmp_path / "main_job.md"
   monkeypatch.setattr(sys, "argv", ["main_job.py", "--candidates=tiny", f"--seeds={seeds}", f"--out={out}",
-                                    f"--keep={tmp_path / 'runs'}", "--budget_s=0.001", *flags])
+                                    f"--keep={tmp_path / 'runs'}", "--budget_s=0.001",
+                                    f"--compilation_cache={os.environ[runtime.CACHE_ENV]}", *flags])
   main_job.main()
   table = out.read_text()
   return table, [l for l in table.splitlines() if l.startswith("| tiny |")]

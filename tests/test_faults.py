@@ -384,8 +384,8 @@ def test_the_metric_writer_does_not_load_pytorch_but_leaves_it_importable(tmp_pa
 
 # SIGKILL at random moments ------------------------------------------------------------------------------
 
-FAULT_ARGS = ["--flagfile=ring.flags", "--g_hidden=32,32", "--d_hidden=32,32", "--train_steps=1500",
-              "--steps_per_call=10", "--checkpoint_every=10", "--eval_every=250", "--log_every=250",
+FAULT_ARGS = ["--flagfile=ring.flags", "--g_hidden=32,32", "--d_hidden=32,32", "--train_steps=600",
+              "--steps_per_call=10", "--checkpoint_every=10", "--eval_every=200", "--log_every=200",
               "--keep_checkpoints=2"]
 
 
@@ -416,7 +416,7 @@ def test_sigkill_at_random_moments_then_resume_ends_bitwise_equal(tmp_path):
       in_writes += any("tmp" in d for d in os.listdir(killed / "checkpoints")) if (killed / "checkpoints").exists() else 0
   assert proc.returncode == 0 and kills == 8 and in_writes >= 1, (kills, in_writes)
   assert run_cli(*FAULT_ARGS, f"--workdir={tmp_path / 'straight'}").returncode == 0
-  assert_same_state(tmp_path / "straight", killed, 1500)
+  assert_same_state(tmp_path / "straight", killed, 600)
   assert records(tmp_path / "straight") == records(killed)
   assert final(tmp_path / "straight") == final(killed)
   assert not (killed / ".lock").exists()
