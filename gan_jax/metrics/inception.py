@@ -261,7 +261,8 @@ def _forward(params, images):
 def inception_features(params, images, batch_size: int = 100, mesh=None, progress=None):
   """(pool3 [N, 2048], logits [N, 1008]) as numpy, for images NHWC in [-1, 1] (any side, 1 or 3 channels).
 
-  Runs in chunks of `batch_size` split over the devices of `mesh` (default: every local device);
+  Runs in chunks of `batch_size` (or of N, if fewer) split over the devices of `mesh` (default:
+  every local device), a chunk rounded up to a multiple of the device count and zero-padded;
   the images' dtype sets the computation's (float32, or float64 under jax's x64 mode).
   `progress(done, total)`, if given, is called after every chunk.
   """
@@ -271,7 +272,7 @@ def inception_features(params, images, batch_size: int = 100, mesh=None, progres
   dtype = jnp.float64 if np.asarray(images[:1]).dtype == np.float64 and jax.config.jax_enable_x64 else jnp.float32
   params = jax.device_put(jax.tree.map(lambda a: jnp.asarray(a, dtype), params),
                           jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec()))
-  step = -(-batch_size // len(devices)) * len(devices)  # a multiple of the device count
+  step = -(-min(batch_size, len(images)) // len(devices)) * len(devices)  # a multiple of the device count
   pools, logits = [], []
   for i in range(0, len(images), step):
     chunk = np.asarray(images[i:i + step], dtype)
