@@ -119,7 +119,7 @@ def _hashes(directory):
 
 
 def test_changing_model_on_resume_is_refused_and_leaves_checkpoints(tmp_path):
-  args = ["--flagfile=dcgan.flags", f"--workdir={tmp_path}", "--width=8", "--resolution=28",
+  args = ["--flagfile=dcgan.flags", f"--workdir={tmp_path}", "--width=8", "--resolution=28", "--eval_samples=100",
           "--latent_dim=16", "--batch_size=8", "--train_steps=2", "--eval_every=1",
           "--checkpoint_every=1", "--log_every=1"]
   assert run_cli(*args).returncode == 0

@@ -116,10 +116,15 @@ def test_the_literatures_nets_give_the_papers_shapes(tmp_path, model, width, d_w
   from gan_jax.state import init_state, make_optimizers
   cfg = image_config(tmp_path, "stacked_mnist5k", model=model, width=width, d_width=d_width, latent_dim=16)
   nets = build_nets(cfg, (28, 28, 3))
-  state = init_state(cfg, nets, *make_optimizers(cfg))
-  x = nets.generator.apply({"params": state.g_params, **state.g_collections}, np.zeros((4, 16)), None, train=False)
-  logits, h, _ = nets.discriminator.apply({"params": state.d_params, **state.d_collections}, x, None, train=False,
-                                          features=True)
+
+  def forward(z):  # shapes only (jax.eval_shape): eager, this ran op by op for ~45 s
+    state = init_state(cfg, nets, *make_optimizers(cfg))
+    x = nets.generator.apply({"params": state.g_params, **state.g_collections}, z, None, train=False)
+    logits, h, _ = nets.discriminator.apply({"params": state.d_params, **state.d_collections}, x, None,
+                                            train=False, features=True)
+    return x, logits, h
+
+  x, logits, h = jax.eval_shape(forward, jax.ShapeDtypeStruct((4, 16), np.float32))
   assert x.shape == (4, 28, 28, 3) and logits.shape == (4,)
   assert h.shape[1:3] == ((2, 2) if model == "dcgan_tf" else (4, 4))  # 28 -> 14 -> 7 -> 4 (-> 2)
 
