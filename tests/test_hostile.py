@@ -92,7 +92,7 @@ def _tmpfs(path, size: str):
 
 
 FULL_DISK = ["--flagfile=ring.flags", "--train_steps=60", "--steps_per_call=10", "--checkpoint_every=10",
-             "--eval_every=30", "--log_every=10", "--theory_samples=0", "--keep_checkpoints=5", "--compilation_cache="]
+             "--eval_every=30", "--log_every=10", "--theory_samples=0", "--keep_checkpoints=5"]
 
 
 @pytest.mark.integration
@@ -118,7 +118,7 @@ def test_a_tiny_disk_from_the_start_is_one_line_and_leaves_no_empty_picture(tmp_
   _tmpfs(disk, "64k")
   try:
     result = run_cli("--flagfile=dcgan.flags", "--train_steps=6", "--width=8", "--checkpoint_every=3",
-                     "--eval_every=3", "--log_every=3", f"--workdir={disk / 'w'}", "--compilation_cache=")
+                     "--eval_every=3", "--log_every=3", "--eval_samples=100", f"--workdir={disk / 'w'}")
     one_error_line(result, "No space left on device (ENOSPC)")
     pictures = [os.path.join(r, f) for r, _, fs in os.walk(disk) for f in fs if f.endswith((".png", ".json", ".jsonl"))]
     assert all(os.path.getsize(p) > 0 for p in pictures), pictures
