@@ -165,7 +165,8 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 OVERLAP = ["--flagfile=ring.flags", "--train_steps=20", "--steps_per_call=10", "--checkpoint_every=20",
-           "--eval_every=20", "--batch_size=512", "--g_hidden=32,32", "--d_hidden=32,32", "--checkpoint_timeout=60"]
+           "--eval_every=20", "--batch_size=512", "--g_hidden=32,32", "--d_hidden=32,32", "--checkpoint_timeout=60",
+           "--theory_samples=0"]
 
 
 def run_two_processes(tmp_path, args, launcher=None):
