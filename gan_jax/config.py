@@ -161,6 +161,11 @@ class Config:
   lr_d: float = _field(2e-4, "Discriminator Adam learning rate.", TRAJECTORY)
   beta1: float = _field(0.5, "Adam beta1 (DCGAN: 0.5).", TRAJECTORY)
   beta2: float = _field(0.999, "Adam beta2.", TRAJECTORY)
+  adam_eps_root_g: float = _field(0.0, "G's Adam epsilon inside the square root: m_hat / (sqrt(v_hat + eps_root) "
+                                  "+ 1e-8), damping the steps of parameters whose gradients are below ~sqrt(eps_root) "
+                                  "(improved-gan's Adam: 1e-8 inside, none outside); 0: optax's Adam.", TRAJECTORY)
+  adam_eps_root_d: float = _field(0.0, "D's Adam epsilon inside the square root, as --adam_eps_root_g "
+                                  "(0 with --unroll_steps: a tiny one, for a derivative at v = 0).", TRAJECTORY)
   lr_schedule: str = _field("constant", _names(LR_SCHEDULES) + " (cosine, linear: decay to 0 at train_steps).", TRAJECTORY)
   ema_decay: float = _field(0.0, "EMA of G's weights for samples and evaluation; 0 turns it off.", TRAJECTORY)
   d_ema_decay: float = _field(0.0, "EMA of D's weights (Polyak averaging), kept in the state: the semi-supervised "

@@ -59,13 +59,15 @@ UNROLL_EPS_ROOT = 1e-16
 
 
 def make_optimizers(cfg):
-  """Adam for each player (DCGAN: 2e-4, beta1 0.5); each schedule counts its player's updates. With
-  --unroll_steps D's Adam has eps_root = UNROLL_EPS_ROOT (sqrt(v + eps_root)): G differentiates D's
-  update, and sqrt has no derivative at a zero second moment."""
+  """Adam for each player (DCGAN: 2e-4, beta1 0.5); each schedule counts its player's updates. Each
+  player's update is m_hat / (sqrt(v_hat + eps_root) + 1e-8), eps_root from --adam_eps_root_g / _d. With
+  --unroll_steps and no --adam_eps_root_d, D's is UNROLL_EPS_ROOT: G differentiates D's update, and sqrt
+  has no derivative at a zero second moment."""
   schedule = SCHEDULES[cfg.lr_schedule]
-  g_tx = optax.adam(schedule(cfg.lr_g, cfg.train_steps * cfg.g_steps), b1=cfg.beta1, b2=cfg.beta2)
+  g_tx = optax.adam(schedule(cfg.lr_g, cfg.train_steps * cfg.g_steps), b1=cfg.beta1, b2=cfg.beta2,
+                    eps_root=cfg.adam_eps_root_g)
   d_tx = optax.adam(schedule(cfg.lr_d, cfg.train_steps * cfg.d_steps), b1=cfg.beta1, b2=cfg.beta2,
-                    eps_root=UNROLL_EPS_ROOT if cfg.unroll_steps else 0.0)
+                    eps_root=cfg.adam_eps_root_d or (UNROLL_EPS_ROOT if cfg.unroll_steps else 0.0))
   return g_tx, d_tx
 
 

@@ -202,3 +202,15 @@ def test_share_fakes_counts_and_reuses_the_generator_forward(tmp_path, share, mo
   assert int(new.d_updates) == 2 and int(new.step) == 1
   # Generator forwards per iteration: 2 D steps + 1 G step without sharing; the last D step shares with.
   assert sum(generator_calls) == (2 if share else 3)
+
+
+def test_adam_eps_root_flags_damp_each_players_first_step_by_their_own_root(tmp_path):
+  """Adam's first update is lr * g / (sqrt(g^2 + eps_root) + 1e-8) per coordinate (m_hat = g, v_hat = g^2):
+  at g = 1e-4 and eps_root = 1e-8 that is lr / sqrt(2), at eps_root = 0 lr; each player reads its own flag."""
+  g = jnp.full((3,), 1e-4)
+  for roots in ((1e-8, 0.0), (0.0, 1e-8)):
+    cfg = toy_config(tmp_path, lr_g=0.1, lr_d=0.1, adam_eps_root_g=roots[0], adam_eps_root_d=roots[1])
+    for tx, root in zip(make_optimizers(cfg), roots):
+      update, _ = tx.update(g, tx.init(g), g)
+      expected = -0.1 * 1e-4 / (np.sqrt(1e-8 + root) + 1e-8)
+      np.testing.assert_allclose(np.asarray(update), expected, rtol=1e-5)  # float32 g^2
