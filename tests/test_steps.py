@@ -214,3 +214,11 @@ def test_adam_eps_root_flags_damp_each_players_first_step_by_their_own_root(tmp_
       update, _ = tx.update(g, tx.init(g), g)
       expected = -0.1 * 1e-4 / (np.sqrt(1e-8 + root) + 1e-8)
       np.testing.assert_allclose(np.asarray(update), expected, rtol=1e-5)  # float32 g^2
+
+
+@pytest.mark.parametrize("flag", ["adam_eps_root_g", "adam_eps_root_d"])
+def test_a_negative_adam_eps_root_is_refused(tmp_path, flag):
+  from gan_jax import config as config_lib
+  from gan_jax.errors import ConfigError
+  with pytest.raises(ConfigError, match=rf"--{flag}=-1e-08: must lie in \[0, 1\)"):
+    config_lib.validate(toy_config(tmp_path, **{flag: -1e-8}))
