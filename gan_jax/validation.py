@@ -119,11 +119,10 @@ def _check_numbers(cfg: Config):
   for flag in ("gp_weight", "r1_weight", "weight_clip", "historical_averaging", "acgan_weight",
                "virtual_batch_norm", "minibatch_discrimination"):
     require(getattr(cfg, flag) >= 0, flag, getattr(cfg, flag), "must be >= 0 (0 turns it off)")
-  for flag in ("label_smoothing", "d_dropout", "ema_decay", "d_ema_decay", "beta1"):
+  for flag in ("label_smoothing", "d_dropout", "ema_decay", "d_ema_decay", "beta1", "adam_eps_root_g",
+               "adam_eps_root_d"):
     _in(cfg, flag, 0.0, 1.0)
   _in(cfg, "beta2", 0.0, 1.0, closed_low=False)  # beta2 = 0 divides by |g_t|: Adam blows up
-  for flag in ("adam_eps_root_g", "adam_eps_root_d"):
-    _in(cfg, flag, 0.0, 1.0)
   for flag in ("g_hidden", "d_hidden"):
     value = getattr(cfg, flag)
     require(len(value) > 0 and all(int(w) > 0 for w in value), flag, ",".join(map(str, value)),

@@ -5,7 +5,9 @@ import numpy as np
 import optax
 import pytest
 
+from gan_jax import config as config_lib
 from gan_jax.data import make_dataset, stacked_batches
+from gan_jax.errors import ConfigError
 from gan_jax.nets import build_nets
 from gan_jax.state import init_state, make_optimizers
 from gan_jax.steps import make_steps
@@ -218,7 +220,5 @@ def test_adam_eps_root_flags_damp_each_players_first_step_by_their_own_root(tmp_
 
 @pytest.mark.parametrize("flag", ["adam_eps_root_g", "adam_eps_root_d"])
 def test_a_negative_adam_eps_root_is_refused(tmp_path, flag):
-  from gan_jax import config as config_lib
-  from gan_jax.errors import ConfigError
   with pytest.raises(ConfigError, match=rf"--{flag}=-1e-08: must lie in \[0, 1\)"):
     config_lib.validate(toy_config(tmp_path, **{flag: -1e-8}))
