@@ -32,10 +32,10 @@ from run_once import run_once  # noqa: E402
 
 SEEDS_SHOWN = 5  # the table shows every try's finished runs among seeds 0-4 under --root
 # The tries were run over gauss1d.flags as it was before (4,000 iterations, raw data, z ~ N(0, 1), evaluations
-# every 1,000, G 2 x 64, zero biases); these flags restore it, so each row keeps its meaning as the default moves.
+# every 1,000, G 2 x 64, zero biases, no R1); these flags restore it, so each row keeps its meaning as the default moves.
 BEFORE = ("--latent_distribution=normal", "--data_shift=0", "--data_scale=1", "--train_steps=4000",
           "--eval_every=1000", "--log_every=1000", "--checkpoint_every=1000", "--mlp_bias_init=zeros",
-          "--g_hidden=64,64")
+          "--g_hidden=64,64", "--r1_weight=0")
 UNIFORM = BEFORE + ("--latent_distribution=uniform",)
 STD = ("--data_shift=4", "--data_scale=2")
 TRIES = {  # name -> (flags, what it tests)
@@ -85,6 +85,19 @@ TRIES = {  # name -> (flags, what it tests)
                                             "--g_hidden=128,128"), "standardised, 25x, PyTorch's biases, G 2 x 128: gauss1d.flags now"),
     "std_100k_bias_g256": (UNIFORM + STD + ("--train_steps=100000", "--mlp_bias_init=fan_in_uniform",
                                             "--g_hidden=256,256"), "standardised, 25x, PyTorch's biases, G 2 x 256"),
+    # Near the equilibrium the unregularised game rotates instead of converging (Mescheder et al. 2018, "Which
+    # training methods for GANs actually converge?"); R1 on D's real inputs makes it converge locally.
+    "std_100k_bias_g128_r1": (UNIFORM + STD + ("--train_steps=100000", "--mlp_bias_init=fan_in_uniform",
+                                               "--g_hidden=128,128", "--r1_weight=1"),
+                              "standardised, 25x, PyTorch's biases, G 2 x 128, R1 gamma = 1: gauss1d.flags now"),
+    "std_100k_bias_g128_r01": (UNIFORM + STD + ("--train_steps=100000", "--mlp_bias_init=fan_in_uniform",
+                                                "--g_hidden=128,128", "--r1_weight=0.1"),
+                               "the same, R1 gamma = 0.1"),
+    "std_30k_bias_g128_r1": (UNIFORM + STD + ("--train_steps=30000", "--mlp_bias_init=fan_in_uniform",
+                                              "--g_hidden=128,128", "--r1_weight=1"),
+                             "the same with gamma = 1, 7.5x (30,000 iterations)"),
+    "uniform_100k_r1": (UNIFORM + ("--train_steps=100000", "--r1_weight=1"),
+                        "R1 gamma = 1 alone on the paper's raw data (zero biases, G 2 x 64), 25x"),
 }
 
 
