@@ -5,9 +5,13 @@ WORKDIR/eval/final_metrics.json exists, times it into WORKDIR/wall.json, and ret
 with `wall_s` (nan for a run finished before timing was kept). The tables that use it grow a few rows a
 session: a killed table resumes at its first unfinished run. Imports no JAX (the run is a subprocess
 that inherits the caller's XLA_FLAGS, so callers configure JAX as the entry points do first).
+
+Run directories do not survive a machine change; a table whose rows must outlive them keeps each finished
+run's figures in a committed JSON-lines file (`kept_runs` / `keep_run`), one line per run key.
 """
 import json
 import os
+import platform
 import subprocess
 import sys
 import time
@@ -32,3 +36,22 @@ def run_once(flags, workdir: str, label: str) -> dict:
     result = json.load(f)
   wall = json.load(open(timing)) if os.path.exists(timing) else {"wall_s": float("nan")}
   return {**result, **wall}
+
+
+def kept_runs(path: str) -> dict:
+  """{key: record} from the JSON-lines file at `path` (empty if there is none); a later line wins."""
+  if not os.path.exists(path):
+    return {}
+  with open(path) as f:
+    return {r["key"]: r for r in map(json.loads, filter(str.strip, f))}
+
+
+def keep_run(path: str, key: str, figures: dict) -> dict:
+  """Appends {key, figures..., date, machine} to `path` unless `key` is there already; the kept record."""
+  kept = kept_runs(path)
+  if key not in kept:
+    kept[key] = {"key": key, **figures, "date": time.strftime("%Y-%m-%d"),
+                 "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"}
+    with open(path, "a") as f:
+      f.write(json.dumps(kept[key]) + "\n")
+  return kept[key]

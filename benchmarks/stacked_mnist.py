@@ -5,7 +5,10 @@
 
 Each row is `experiments/run.py --flagfile=<its flagfile> <its flags> --seed=S` for seeds 0 .. N-1 (the
 row's own count unless --seeds), in a workdir of its own under --root; a run whose eval/final_metrics.json
-exists is not run again, so the table grows a few rows at a time. On this CPU every row trains for its
+exists is not run again, so the table grows a few rows at a time. Each finished run's figures are kept in
+RUNS (benchmarks/results/stacked_mnist_runs.jsonl, committed: run directories do not outlive a machine), and
+the table is written from every run kept there, whichever machine ran it (a wall time is a quiet run's unless
+its record's note says what ran beside it). On this CPU every row trains for its
 `steps`, the iterations that fit the per-run budget (BUDGET_MINUTES, measured: the rows' rates in
 benchmarks/results/stacked_mnist.md); --papers_lengths trains the papers' lengths instead (100,000 and
 500,000 iterations: a GPU's job). The final G_ema draws the row's evaluation samples (26,000; 25,600 in the
@@ -25,10 +28,12 @@ from gan_jax import xla_cpu
 
 xla_cpu.configure()  # As the entry points do (their run.py subprocesses inherit XLA_FLAGS).
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run_once import run_once  # noqa: E402
+from run_once import keep_run, kept_runs, run_once  # noqa: E402
 import numpy as np  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RUNS = os.path.join(REPO, "benchmarks", "results", "stacked_mnist_runs.jsonl")
+FIGURES = ("stacked_modes", "stacked_modes_any", "stacked_kl", "step", "wall_s")
 BUDGET_MINUTES = 15
 Row = collections.namedtuple("Row", "setting what flagfile flags steps papers_steps seeds")
 VEEGAN, QUARTER = "VEEGAN setting (PacGAN Table 2)", "Unrolled GAN setting, D = 1/4 G (PacGAN Table 3)"
@@ -44,7 +49,7 @@ ROWS = {
     # Issue 26's rows: unrolling costs 2x (K = 5) and 3.3x (K = 10) per iteration on these nets (25.5, 12.8
     # and 7.7 it/s at K = 0, 5, 10), so the same budget trains fewer iterations.
     "unrolled5_quarter": Row(QUARTER, "Unrolled GAN, 5 unrolling steps", "stacked_mnist_unrolled.flags",
-                             ("--unroll_steps=5",), 10000, 500_000, 3),
+                             ("--unroll_steps=5",), 8000, 500_000, 3),
     "unrolled10_quarter": Row(QUARTER, "Unrolled GAN, 10 unrolling steps", "stacked_mnist_unrolled.flags",
                               ("--unroll_steps=10",), 6000, 500_000, 3),
 }
@@ -60,19 +65,21 @@ PUBLISHED = [
 ]
 
 
-def run_one(name: str, seed: int, root: str, papers: bool, only_finished: bool = False):
-  """One run (or its finished result): final stacked metrics, steps, wall seconds; with `only_finished`,
-  the finished result or None (nothing is run)."""
+def run_one(name: str, seed: int, root: str, papers: bool) -> dict:
+  """One run's kept figures (FIGURES, date, machine), training it under `root` first if RUNS lacks it."""
   row = ROWS[name]
   steps = row.papers_steps if papers else row.steps
+  key = f"{name}/{steps or 'flagfile'}/seed{seed}"
+  kept = kept_runs(RUNS).get(key)
+  if kept:
+    return kept
   flags = [f"--flagfile={row.flagfile}", *row.flags, f"--seed={seed}"]
   if steps:
     every = max(steps // 4, 1)
     flags += [f"--train_steps={steps}", f"--eval_every={every}", f"--checkpoint_every={every}"]
   workdir = os.path.join(root, f"{name}_{steps or 'flagfile'}steps", f"seed{seed}")
-  if only_finished and not os.path.exists(os.path.join(workdir, "eval", "final_metrics.json")):
-    return None
-  return run_once(flags, workdir, f"{name} seed {seed}")
+  result = run_once(flags, workdir, f"{name} seed {seed}")
+  return keep_run(RUNS, key, {k: result[k] for k in FIGURES})
 
 
 def floor(samples: int = 26_000) -> dict:
@@ -90,11 +97,19 @@ def _stat(values, digits: int) -> str:
 
 def table_row(name: str, results) -> str:
   row = ROWS[name]
-  steps = sorted({r["step"] for r in results})
-  walls = ", ".join(f"{r['wall_s']:.0f}" for r in results)
+  walls = ", ".join(f"{r['wall_s']:.0f}" + (f" ({r['note']})" if r.get("note") else "") for r in results)
   return (f"| {row.setting} | {row.what} | {len(results)} | {_stat([r['stacked_modes'] for r in results], 1)} | "
           f"{_stat([r['stacked_modes_any'] for r in results], 1)} | {_stat([r['stacked_kl'] for r in results], 3)} | "
-          f"{'/'.join(map(str, steps))} | {walls} | ours |")
+          f"{results[0]['step']} | {walls} | ours |")
+
+
+def kept_rows() -> list:
+  """[(row name, [kept runs of one length, by seed])] in ROWS' order, a row per length it was run at."""
+  groups = collections.defaultdict(list)
+  for key, record in sorted(kept_runs(RUNS).items(), key=lambda kv: int(kv[0].rsplit("seed", 1)[1])):
+    name, steps, _ = key.split("/")
+    groups[(name, steps)].append(record)
+  return [(name, runs) for name in ROWS for (n, _), runs in groups.items() if n == name]
 
 
 def write_table(path: str, lines, command: str):
@@ -126,10 +141,8 @@ def main():
   for name in names:
     for seed in range(args.seeds or ROWS[name].seeds):
       run_one(name, seed, args.root, args.papers_lengths)
-  # The table holds every row with finished runs under --root (seeds 0-9), not only those just run.
-  by_row = {n: [r for s in range(10) if (r := run_one(n, s, args.root, args.papers_lengths, True))] for n in ROWS}
   command = "python benchmarks/stacked_mnist.py " + " ".join(sys.argv[1:])
-  write_table(args.output, [table_row(n, rs) for n, rs in by_row.items() if rs], command)
+  write_table(args.output, [table_row(n, runs) for n, runs in kept_rows()], command)
   print(open(args.output).read())
 
 
