@@ -6,7 +6,7 @@ import numpy as np
 import optax
 import pytest
 
-from gan_jax import losses, objectives
+from gan_jax import losses, objectives, steps
 from gan_jax.errors import ConfigError
 from gan_jax.nets import GANNets, build_nets
 from gan_jax.nets.layers import PackedDiscriminator
@@ -80,6 +80,21 @@ def test_the_unrolled_copy_leaves_d_untouched_and_changes_g(tmp_path):
   moved = [float(jnp.max(jnp.abs(x - y))) for x, y in zip(jax.tree.leaves(after.g_params),
                                                          jax.tree.leaves(after5.g_params))]
   assert max(moved) > 1e-6 and np.isfinite(metrics["g_loss"])
+
+
+def test_k0_is_the_plain_step_the_unrolled_code_is_never_traced(tmp_path, monkeypatch):
+  """K = 0 gives bitwise the step without unrolling: its G loss is built against D's current weights and
+  the simulation (unrolled.simulated_discriminator) is never traced; K = 1 traces it (the guard works)."""
+  def simulated(*args, **kwargs):
+    raise AssertionError("the unrolled simulation was traced")
+  monkeypatch.setattr(steps.unrolled, "simulated_discriminator", simulated)
+  batches = {"x": jax.random.normal(jax.random.key(1), (1, 16, 2)), "label": jnp.zeros((1, 16), jnp.int32)}
+  _, state, plain = _ring_setup(tmp_path, unroll_steps=0)
+  after, metrics = jax.jit(plain.train_step)(state, batches)
+  assert np.isfinite(metrics["g_loss"]) and int(after.step) == 1
+  _, state1, unrolled1 = _ring_setup(tmp_path, unroll_steps=1)
+  with pytest.raises(AssertionError, match="unrolled simulation was traced"):
+    jax.jit(unrolled1.train_step)(state1, batches)
 
 
 @pytest.mark.parametrize("flag,value", [("gp_weight", 10.0), ("r1_weight", 1.0), ("feature_matching", True),
