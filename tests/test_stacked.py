@@ -83,6 +83,26 @@ def test_the_mode_metric_on_constructed_histograms():
   assert half["stacked_samples"] == 2000
 
 
+def test_the_kl_splits_into_the_channels_and_their_dependence():
+  """stacked_kl = sum of the channels' KL(p_c || uniform) + KL(p || p_0 x p_1 x p_2), each part on cases
+  whose values are known: three equal channels (uniform marginals, dependence log 100); independent
+  channels with uneven first digits (dependence 0); and the identity on a random histogram."""
+  same = stacked.mode_metrics(_labels_of(np.repeat(np.arange(10) * 111, 7)))
+  np.testing.assert_allclose(same["stacked_kl_channels"], 0.0, atol=1e-12)
+  assert same["stacked_dependence"] == pytest.approx(np.log(100), rel=1e-12)
+  first = np.repeat([0, 1], [3, 1])  # first digit 0 three times as often as 1; the other two uniform
+  grid = np.array([(a, b, c) for a in first for b in range(10) for c in range(10)])
+  uneven = stacked.mode_metrics(grid)
+  p = np.array([0.75, 0.25])
+  assert uneven["stacked_kl_channels"][0] == pytest.approx(float(np.sum(p * np.log(p / 0.1))), rel=1e-12)
+  np.testing.assert_allclose(uneven["stacked_kl_channels"][1:], 0.0, atol=1e-12)
+  assert uneven["stacked_dependence"] == pytest.approx(0.0, abs=1e-12)
+  rng = np.random.default_rng(0)
+  random = stacked.mode_metrics(_labels_of(rng.choice(1000, 5000, p=rng.dirichlet(np.ones(1000) * 0.3))))
+  assert random["stacked_dependence"] > 0.01
+  assert sum(random["stacked_kl_channels"]) + random["stacked_dependence"] == pytest.approx(random["stacked_kl"], rel=1e-9)
+
+
 @pytest.fixture(scope="module")
 def real_test_triples():
   """26,000 real triples of the 1,000 held-out digits (never seen by the classifier), read by it."""

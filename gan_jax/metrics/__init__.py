@@ -106,7 +106,8 @@ METRICS.register(MetricSpec(
     "stacked_modes", "gan_jax.metrics.stacked:stacked_metric", "Stacked MNIST: of the 1,000 modes, those with at least a "
     "quarter of a uniform share (stacked_modes) or one sample (stacked_modes_any, the papers'), and KL to uniform, "
     "each channel read by the digit CNN", better={"stacked_modes": HIGHER, "stacked_modes_any": HIGHER,
-                                                  "stacked_kl": LOWER, "stacked_samples": None},
+                                                  "stacked_kl": LOWER, "stacked_samples": None,
+                                                  "stacked_kl_channels": None, "stacked_dependence": None},
     rank=("stacked_modes", "stacked_kl"), rank_priority=0, datasets=("stacked_mnist5k",)))
 METRICS.register(MetricSpec(
     "copy", "gan_jax.metrics.copying:copy_metric", "the share of samples nearer (pixels) to a training image than "
