@@ -27,14 +27,27 @@ from gan_jax import xla_cpu
 xla_cpu.configure()  # As the entry points do (run.py subprocesses inherit XLA_FLAGS).
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# dcgan.flags until 2026-12-05 (D as wide as G, 7,000 steps, evaluated every 1,750): the candidates
+# measured on it carry these flags, so that each still runs what its row measured.
+BEFORE = ["--d_width=0", "--train_steps=7000", "--eval_every=1750", "--checkpoint_every=1750"]
 CANDIDATES = {
-    "dcgan": [],
+    "dcgan": BEFORE,
     # DiffAugment (Zhao et al. 2020) on reals and fakes before D, in both players' updates.
-    "diffaug_tc": ["--diffaugment=translation,cutout"],
-    "diffaug_ctc": ["--diffaugment=color,translation,cutout"],
+    "diffaug_tc": [*BEFORE, "--diffaugment=translation,cutout"],
+    "diffaug_ctc": [*BEFORE, "--diffaugment=color,translation,cutout"],
     # R1 on reals (Mescheder et al. 2018) and a narrower D: the usual answers to a D that memorises.
-    "r1": ["--r1_weight=1"],
-    "d_width16": ["--d_width=16"],
+    "r1": [*BEFORE, "--r1_weight=1"],
+    "d_width16": [*BEFORE, "--d_width=16"],
+    # The narrower D halves the step's cost: the steps it frees, spent on training longer.
+    "d_width16_12k": [*BEFORE, "--d_width=16", "--train_steps=12000"],
+    "d_width16_20k": [*BEFORE, "--d_width=16", "--train_steps=20000"],
+    "d_width16_16k_linear": [*BEFORE, "--d_width=16", "--train_steps=16000", "--lr_schedule=linear"],
+    "d_width16_20k_diffaug_tc": [*BEFORE, "--d_width=16", "--train_steps=20000", "--diffaugment=translation,cutout"],
+    # G wider with D at 16, inside the budget the narrower D freed.
+    "w48_d16_12k": [*BEFORE, "--width=48", "--d_width=16", "--train_steps=12000"],
+    "w48_d24_12k": [*BEFORE, "--width=48", "--d_width=24", "--train_steps=12000"],
+    # dcgan.flags from 2026-12-05 (the screening's d_width16_12k, evaluated every 3,000 steps).
+    "dcgan_d16": [],
 }
 # (table column, evaluation column index or label prefix, row key)
 CELLS = (("FID 2,500 vs train", "generated 2,500 vs train", "fid"),
