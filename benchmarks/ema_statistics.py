@@ -10,7 +10,8 @@ same decay (kept in the state), `standing` recomputes them for G_ema's own weigh
 `dcgan.flags --ema_statistics=ema` per seed serves all three: its final checkpoint is sampled each
 way (the same --samples latents), and the FID of those samples against the 1,000 held-out mnist5k
 digits (never trained on) is computed on the shipped digit CNN's features. Runs whose
-eval/final_metrics.json exists are not run again.
+eval/final_metrics.json exists are not run again. (Rows before 2026-12-05 ran dcgan.flags as it was then: D as
+wide as G, 7,000 steps.)
 """
 import argparse
 import datetime
