@@ -46,8 +46,10 @@ CANDIDATES = {
     # G wider with D at 16, inside the budget the narrower D freed.
     "w48_d16_12k": [*BEFORE, "--width=48", "--d_width=16", "--train_steps=12000"],
     "w48_d24_12k": [*BEFORE, "--width=48", "--d_width=24", "--train_steps=12000"],
-    # dcgan.flags from 2026-12-05 (the screening's d_width16_12k, evaluated every 3,000 steps).
-    "dcgan_d16": [],
+    # dcgan.flags for a few hours of 2026-12-05 (the screening's d_width16_12k, evaluated every 3,000 steps).
+    "dcgan_d16": ["--width=32"],
+    # dcgan.flags since 2026-12-06 (main_job.py's w48_d16_12k_lr4e4_projection runs were scored as this).
+    "w48_d16": [],
 }
 # (table column, evaluation column index or label prefix, row key)
 CELLS = (("FID 2,500 vs train", "generated 2,500 vs train", "fid"),
