@@ -9,7 +9,8 @@ and dispatching 50 calls ahead;
 timestamps of its progress lines after the first (which holds start-up and compilation), with
 evaluation and checkpoints only at the end; efficiency = (2) / (1), measured in the same run.
 Configurations: dcgan_small (dcgan.flags --width=8 --batch_size=16), dcgan (dcgan.flags: width 32
-since the main-job recipe search, D 16 wide since 2026-12-05; results/loop_efficiency.md was measured at width 64), and on a
+since the main-job recipe search, G 48 and D 16 wide since 2026-12-06; results/loop_efficiency.md was
+measured at width 64), and on a
 GPU/TPU dcgan64_folder (a folder of 64x64 RGB PNGs, batch 128).
 """
 import argparse
