@@ -50,6 +50,12 @@ CANDIDATES = {
     "dcgan_d16": ["--width=32"],
     # dcgan.flags since 2026-12-06 (main_job.py's w48_d16_12k_lr4e4_projection runs were scored as this).
     "w48_d16": [],
+    # G wider still (its 9,000-step checkpoint is the 9,000-step run: the rates are constant), and D narrower.
+    "w64_d16": ["--width=64"],
+    "w64_d12": ["--width=64", "--d_width=12"],
+    # Spectral norm in place of D's batch norm (Miyato et al. 2018); a longer average of G's weights.
+    "w64_d16_sn": ["--width=64", "--spectral_norm"],
+    "w64_d16_ema9995": ["--width=64", "--ema_decay=0.9995"],
 }
 # (table column, evaluation column index or label prefix, row key)
 CELLS = (("FID 2,500 vs train", "generated 2,500 vs train", "fid"),
