@@ -84,6 +84,24 @@ def test_every_baseline_column_has_the_count_and_reference_of_its_generated_colu
   assert len(train_subsets) == 3 and len({a.tobytes() for a in train_subsets}) == 3
 
 
+def test_a_conditional_gs_training_baseline_has_gs_class_counts_in_disjoint_draws():
+  rng = np.random.default_rng(0)
+  train = evaluation.RealSet.__new__(evaluation.RealSet)
+  train.labels = rng.permutation(np.repeat(np.arange(3), [30, 20, 10]))  # unbalanced: 30 / 20 / 10
+  train.images, train.feats = np.arange(60.0)[:, None], (train.labels[:, None] * 1.0, rng.normal(size=(60, 4)))
+  held = evaluation.RealSet.__new__(evaluation.RealSet)
+  held.images, held.feats = np.zeros((9, 1)), (np.zeros((9, 1)), rng.normal(size=(9, 4)))
+  fakes = [(np.zeros((12, 1)), (np.zeros((12, 1)), rng.normal(size=(12, 4)))) for _ in range(3)]
+  columns = evaluation.image_columns(fakes, train, held, evaluation.table_counts(12, 60, 9), 0, np.array([3, 3, 3]))
+  assert columns[-1].label == "train 9 vs held-out 9 (real baseline, G's class counts)"
+  draws = [inputs.samples[:, 0].astype(int) for inputs in columns[-1].inputs]
+  for rows in draws:
+    np.testing.assert_array_equal(np.bincount(train.labels[rows], minlength=3), [3, 3, 3])
+  assert len(set(np.concatenate(draws))) == 27  # the three draws share no image
+  for inputs, rows in zip(columns[-1].inputs, draws):  # the features are those images' own
+    np.testing.assert_array_equal(inputs.fake[1], train.feats[1][rows])
+
+
 def test_cells_are_the_mean_and_sample_spread_of_the_draws():
   assert evaluation._cell([1.0, 2.0, 3.0]) == [2.0, 1.0]
   assert evaluation._cell([0.05, 0.05, 0.05]) == [0.05, 0.0]
@@ -109,3 +127,28 @@ def test_neighbours_png_shows_each_samples_nearest_training_images(tmp_path, mon
     np.testing.assert_array_equal(tile(row, 4 * col + 1), expected[i])
     np.testing.assert_array_equal(tile(row, 4 * col + 2), expected[i])
   assert (tile(0, 3) == 255).all() and saved["grid"].shape[1] == 7 * 34 + 2
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("conditioning", ["projection", "none"])
+def test_the_table_matches_the_training_baselines_classes_to_a_conditional_gs(tmp_path, monkeypatch, conditioning):
+  from gan_jax import data as data_lib, nets as nets_lib, state as state_lib
+  from tests.test_images import image_config
+  cfg = image_config(tmp_path, "mnist5k", resolution=32, conditioning=conditioning)
+  nets = nets_lib.build_nets(cfg, (32, 32, 1), num_classes=10 if conditioning != "none" else 0)
+  state = state_lib.init_state(cfg, nets, *state_lib.make_optimizers(cfg))
+  seen = {}
+
+  def capture(fakes, train, held, counts, seed, fake_classes=None, **common):
+    seen.update(counts=counts, fake_classes=fake_classes)
+    raise StopIteration  # the columns are test_a_conditional_gs_training_baseline_...'s
+
+  monkeypatch.setattr(evaluation, "image_columns", capture)
+  with pytest.raises(StopIteration):
+    evaluation._image_table(cfg, nets, state, data_lib.make_dataset(cfg), [np.zeros((233, 32, 32, 1), np.float32)],
+                            0, str(tmp_path))
+  assert seen["counts"]["equal"] == 233
+  if conditioning == "none":  # G draws its own classes: stretches of the stream
+    assert seen["fake_classes"] is None
+  else:  # the first 233 of the classes in turn
+    np.testing.assert_array_equal(seen["fake_classes"], [24] * 3 + [23] * 7)
