@@ -73,7 +73,7 @@ def class_rows(y, counts, rng) -> np.ndarray:
 
 
 def score_runs(workdirs, f_train, y_train, f_held, held_counts, count: int, rng, draws: int = 3):
-  """Prints, per run and sampling, FID vs the held-out digits and vs class-balanced training subsets."""
+  """Prints, per run and sampling, FID vs the held-out digits and vs training subsets of G's class counts."""
   from gan_jax import generate, restore
   half = [class_rows(y_train, [2 * count // 10] * 10, rng).reshape(10, -1) for _ in range(draws)]
   train_floor = [frechet.fid(f_train[h[:, ::2].ravel()], f_train[h[:, 1::2].ravel()]) for h in half]
@@ -85,10 +85,11 @@ def score_runs(workdirs, f_train, y_train, f_held, held_counts, count: int, rng,
   for workdir in workdirs:
     cfg, nets, state, _, _ = restore.load_run(workdir, None, False)
     state = generate.sampling_state(nets, state, cfg.ema_statistics, cfg.batch_size, cfg.seed)
+    generator = generate.Generator(nets)  # one jitted G per run, for all its samplings and draws
     for name, labels in samplings:
       held, train = [], []
       for seed in range(draws):
-        x = generate.Generator(nets)(state, generate.latents(seed, count, nets), labels)
+        x = generator(state, generate.latents(seed, count, nets), labels)
         f_fake = digits.logits_and_features(x)[1]
         held.append(frechet.fid(f_fake, f_held))
         train.append(frechet.fid(f_fake, f_train[class_rows(y_train, np.bincount(labels, minlength=10), rng)]))
