@@ -83,8 +83,7 @@ def score_runs(workdirs, f_train, y_train, f_held, held_counts, count: int, rng,
         "|---|---|---|---|")
   samplings = (("in turn", np.arange(count) % 10), ("held-out's counts", np.repeat(np.arange(10), held_counts)))
   for workdir in workdirs:
-    cfg, nets, state, _, _ = restore.load_run(workdir, None, False)
-    state = generate.sampling_state(nets, state, cfg.ema_statistics, cfg.batch_size, cfg.seed)
+    _, nets, state, _, _ = restore.load_for_sampling(workdir)
     generator = generate.Generator(nets)  # one jitted G per run, for all its samplings and draws
     for name, labels in samplings:
       held, train = [], []

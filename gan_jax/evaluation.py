@@ -223,8 +223,7 @@ def evaluate_run(workdir, step=None, best=False, num_samples=2500, seed=0, with_
                  eval_features="auto", inception_weights="", kid_subset_size=1000, draws=DRAWS):
   """Evaluates a run on `draws` sets of latents (seeds seed, seed + 1, ...); writes pictures under out_dir;
   returns {'step', 'draws', 'counts', 'columns': [label], 'rows': {key: [[mean, std] or None per column]}}."""
-  cfg, nets, state, step, _ = restore.load_run(workdir, step, best)
-  state = generate.sampling_state(nets, state, cfg.ema_statistics, cfg.batch_size, cfg.seed)
+  cfg, nets, state, step, _ = restore.load_for_sampling(workdir, step, best)
   cfg = validation.validate(dataclasses.replace(
       cfg, eval_metrics="", eval_features=eval_features, inception_weights=inception_weights,
       kid_subset_size=kid_subset_size), workdir=False)  # the tool's flags, checked as run.py checks them

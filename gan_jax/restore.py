@@ -47,6 +47,14 @@ def load_run(workdir: str, step: int | None = None, best: bool = False):
   return cfg, nets, state, found, meta
 
 
+def load_for_sampling(workdir: str, step: int | None = None, best: bool = False):
+  """`load_run`, with the state's G collections those G_ema samples with (--ema_statistics,
+  `generate.sampling_state`): what evaluate.py and the benchmarks draw from."""
+  from gan_jax import generate
+  cfg, nets, state, found, meta = load_run(workdir, step, best)
+  return cfg, nets, generate.sampling_state(nets, state, cfg.ema_statistics, cfg.batch_size, cfg.seed), found, meta
+
+
 def checked_meta(meta: dict, where: str):
   """(cfg, data shape, classes) of a checkpoint's metadata, validated as strictly as flags."""
   try:
