@@ -56,6 +56,9 @@ CANDIDATES = {
     # Spectral norm in place of D's batch norm (Miyato et al. 2018); a longer average of G's weights.
     "w64_d16_sn": ["--width=64", "--spectral_norm"],
     "w64_d16_ema9995": ["--width=64", "--ema_decay=0.9995"],
+    # Minibatch discrimination in D's head (Salimans et al. 2016): D sees how alike the batch's samples
+    # are, for G's recall (0.84 against real digits' 0.95 on dcgan.flags seed 0).
+    "w64_d16_mbd": ["--width=64", "--minibatch_discrimination=50"],
 }
 # (table column, evaluation column index or label prefix, row key)
 CELLS = (("FID 2,500 vs train", "generated 2,500 vs train", "fid"),
