@@ -59,6 +59,8 @@ CANDIDATES = {
     # Minibatch discrimination in D's head (Salimans et al. 2016): D sees how alike the batch's samples
     # are, for G's recall (0.84 against real digits' 0.95 on dcgan.flags seed 0).
     "w64_d16_mbd": ["--width=64", "--minibatch_discrimination=50"],
+    # DiffAugment (translation, cutout) at G 64 wide (it lost at the old widths: diffaug_tc, d_width16_20k_diffaug_tc).
+    "w64_d16_diffaug_tc": ["--width=64", "--diffaugment=translation,cutout"],
 }
 # (table column, evaluation column index or label prefix, row key)
 CELLS = (("FID 2,500 vs train", "generated 2,500 vs train", "fid"),
