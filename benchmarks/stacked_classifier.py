@@ -23,7 +23,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from gan_jax.data.images import load_mnist5k  # noqa: E402
+from gan_jax.data.images import PIXEL_VALUES, load_mnist5k  # noqa: E402
 from gan_jax.metrics import digits, stacked  # noqa: E402
 
 
@@ -64,7 +64,7 @@ def train_classifier(epochs: int, seed: int = 0):
   """-> (params, jitted logits fn) of WideDigitCNN trained on the mnist5k training digits."""
   x_train, y_train = load_mnist5k(32, "train")
   x_held, y_held = load_mnist5k(32, "test")
-  x_train, x_held = (x.astype(np.float32) / 127.5 - 1 for x in (x_train, x_held))
+  x_train, x_held = PIXEL_VALUES[x_train], PIXEL_VALUES[x_held]  # to [-1, 1], as the data feeds map them
   model = WideDigitCNN()
   params = model.init(jax.random.PRNGKey(seed), jnp.zeros((1, 32, 32, 1)))["params"]
   tx = optax.adam(optax.cosine_decay_schedule(1e-3, epochs * (len(x_train) // 64)))
