@@ -38,10 +38,10 @@ def contrast(x, u):
   return (x - m) * (u + 0.5)[:, None, None, None] + m
 
 
-def translation(x, shift):
-  """shift int [B, 2]: out[i, j] = x[i + shift_h, j + shift_w] where that lies in the image, else 0."""
+def translation(x, shift, fill: float = 0.0):
+  """shift int [B, 2]: out[i, j] = x[i + shift_h, j + shift_w] where that lies in the image, else `fill`."""
   _, h, w, _ = x.shape
-  padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  padded = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), constant_values=fill)
   rows = jnp.clip(jnp.arange(h)[None] + shift[:, :1] + 1, 0, h + 1)  # [B, H] into the padded image
   cols = jnp.clip(jnp.arange(w)[None] + shift[:, 1:] + 1, 0, w + 1)
   return jax.vmap(lambda image, r, c: image[r][:, c])(padded, rows, cols)

@@ -146,6 +146,10 @@ class Config:
   diffaugment: str = _field("", "DiffAugment (Zhao et al. 2020): any of color,translation,cutout, applied with "
                             "per-image parameters to every image D judges, real and fake, in both updates (and "
                             "to the images R1 / GP differentiate at); '': off. Image data.", TRAJECTORY)
+  shift_reals: int = _field(0, "Data augmentation of the real images: every real image of a batch (the labelled "
+                           "ones included) shifted by up to this many pixels along each axis, background shifted "
+                           "in, parameters per image from the step's keys; fakes untouched, so G learns the "
+                           "shifted data. 0: off. Image data.", TRAJECTORY)
   feature_matching: bool = _field(False, "Feature-matching generator loss ||E f(x) - E f(G(z))||^2 on D's "
                                   "last hidden layer (Salimans et al. 2016) instead of --loss's G loss.", TRAJECTORY)
   historical_averaging: float = _field(0.0, "Historical averaging weight w: each player's cost gains "

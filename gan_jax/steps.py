@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import optax
 from jax import lax
 
-from gan_jax import losses, objectives, regularizers, unrolled
+from gan_jax import augment, losses, objectives, regularizers, unrolled
 from gan_jax.nets import GANNets, apply_module, draw_latents
 from gan_jax.state import GANState
 
@@ -55,6 +55,7 @@ class StepContext:
   ema_decay: float = 0.0
   d_ema_decay: float = 0.0       # D's EMA (kept when state.ema_d_params is not None)
   weight_clip: float = 0.0
+  shift_reals: int = 0           # data augmentation: reals shifted by up to this many pixels (0: off)
   axis_name: Optional[str] = None  # the device axis under shard_map; None on one device
 
 
@@ -64,7 +65,7 @@ def make_context(cfg, nets: GANNets, g_tx, d_tx, axis_name: Optional[str] = None
                      local_batch=cfg.batch_size // num_devices, d_steps=cfg.d_steps, g_steps=cfg.g_steps,
                      share_fakes=cfg.share_fakes, unroll_steps=cfg.unroll_steps,
                      unroll_stop_gradient=cfg.unroll_stop_gradient, ema_decay=cfg.ema_decay, weight_clip=cfg.weight_clip,
-                     d_ema_decay=cfg.d_ema_decay,
+                     d_ema_decay=cfg.d_ema_decay, shift_reals=cfg.shift_reals,
                      axis_name=axis_name)
 
 
@@ -258,6 +259,25 @@ def _g_updates(ctx: StepContext, state: GANState, real, first=None):
   return state, metrics
 
 
+SHIFT_SALT = 0x5F7
+
+
+def shifted_reals(batches, key, max_shift: int, axis_name=None):
+  """Data augmentation of the reals: every image leaf ('x*') of batches [k, B_local, H, W, C] shifted by
+  (dh, dw) ~ U{-max_shift, ..., max_shift}^2, drawn per image, black (-1, the digits' background) shifted in
+  (`augment.translation`); labels untouched. The shifts are rows of one global draw per leaf and batch, so
+  training is the same whatever the device count."""
+  out = dict(batches)
+  for i, name in enumerate(sorted(n for n in batches if n.startswith("x"))):
+    x = batches[name]
+
+    def draw(n, j, leaf_key=jax.random.fold_in(key, i)):
+      return jax.random.randint(jax.random.fold_in(leaf_key, j), (n, 2), -max_shift, max_shift + 1)
+    out[name] = jnp.stack([augment.translation(x[j], _local_rows(functools.partial(draw, j=j), x.shape[1], axis_name),
+                                               fill=-1.0) for j in range(x.shape[0])])
+  return out
+
+
 def train_step(ctx: StepContext, state: GANState, batches):
   """k = ctx.d_steps discriminator steps on batches[0..k-1], then ctx.g_steps generator steps.
 
@@ -267,6 +287,9 @@ def train_step(ctx: StepContext, state: GANState, batches):
   unrolled G simulates D's updates on them.
   """
   d_metrics = {}
+  if ctx.shift_reals:
+    batches = shifted_reals(batches, jax.random.fold_in(jax.random.fold_in(state.rng, SHIFT_SALT), state.step),
+                            ctx.shift_reals, ctx.axis_name)
   last = ctx.d_steps - 1 if ctx.share_fakes else ctx.d_steps
   batch_at = lambda i: jax.tree.map(lambda a: a[i], batches)  # noqa: E731
   for i in range(last):

@@ -58,6 +58,10 @@ def _check_names(cfg: Config):
     require(not getattr(cfg, flag), flag, getattr(cfg, flag), f"--model={cfg.model} does not implement it; leave it off")
   require(not (cfg.diffaugment and cfg.is_toy), "diffaugment", cfg.diffaugment,
           f"augments images, and --dataset={cfg.dataset} holds points")
+  require(not (cfg.shift_reals and cfg.is_toy), "shift_reals", cfg.shift_reals,
+          f"shifts images, and --dataset={cfg.dataset} holds points")
+  require(0 <= cfg.shift_reals <= cfg.resolution // 4 or cfg.is_toy, "shift_reals", cfg.shift_reals,
+          f"a shift of 0 (off) to a quarter of the image side ({cfg.resolution // 4} px at --resolution={cfg.resolution})")
   require(cfg.channels in (0, 1, 3), "channels", cfg.channels, "0 (from the data), 1 or 3")
   require(cfg.conditioning == "none" or cfg.pack == 1, "conditioning", cfg.conditioning,
           f"label conditioning works with --pack=1 (got --pack={cfg.pack})")

@@ -97,3 +97,74 @@ def test_bad_policies_are_refused(tmp_path, overrides, message):
 
 def test_the_validation_names_the_module_policies():
   assert augment.POLICIES == ("color", "translation", "cutout")
+
+
+# --shift_reals: data augmentation of the reals (steps.shifted_reals), the semi-supervised recipe's.
+
+def test_translation_can_shift_in_black():
+  x = _image()[..., 0]
+  out = augment.translation(_image(), jnp.array([[-1, 1]]), fill=-1.0)[0, ..., 0]
+  expected = -np.ones((4, 4), np.float32)
+  expected[1:, :3] = np.asarray(x[0])[:3, 1:]  # out[i, j] = x[i - 1, j + 1]
+  assert np.allclose(out, expected)
+
+
+def _which_shift(original, shifted, max_shift):
+  """The (dh, dw) with translation(original, (dh, dw), fill=-1) == shifted, or None."""
+  for dh in range(-max_shift, max_shift + 1):
+    for dw in range(-max_shift, max_shift + 1):
+      if np.array_equal(augment.translation(original[None], jnp.array([[dh, dw]]), fill=-1.0)[0], shifted):
+        return dh, dw
+  return None
+
+
+def test_shifted_reals_shift_every_image_on_its_own_and_leave_the_labels():
+  from gan_jax import steps
+  key = jax.random.PRNGKey(4)
+  batches = {"x": jax.random.uniform(key, (2, 16, 6, 6, 1), minval=-1.0), "label": jnp.arange(32).reshape(2, 16),
+             "x_labeled": jax.random.uniform(jax.random.PRNGKey(5), (2, 16, 6, 6, 1), minval=-1.0)}
+  out = steps.shifted_reals(batches, jax.random.PRNGKey(6), 1)
+  assert np.array_equal(out["label"], batches["label"])
+  for name in ("x", "x_labeled"):
+    shifts = [_which_shift(batches[name][j, i], out[name][j, i], 1) for j in range(2) for i in range(16)]
+    assert None not in shifts and len(set(shifts)) >= 5, shifts  # each image its own draw in {-1, 0, 1}^2
+  assert not np.array_equal(out["x"], out["x_labeled"])  # distinct draws per leaf (same images, below)
+  same = steps.shifted_reals({"x": batches["x"], "x_labeled": batches["x"]}, jax.random.PRNGKey(6), 1)
+  assert not np.array_equal(same["x"], same["x_labeled"])
+
+
+def test_shifted_reals_are_the_same_whatever_the_device_count():
+  from gan_jax import sharding, steps
+  batches = {"x": jax.random.uniform(jax.random.PRNGKey(7), (2, 16, 6, 6, 1), minval=-1.0)}
+  key = jax.random.PRNGKey(8)
+  one = steps.shifted_reals(batches, key, 2)
+  spec, mesh = sharding.P(None, sharding.DATA_AXIS), sharding.make_mesh(8)
+  rows_split = jax.device_put(batches, jax.sharding.NamedSharding(mesh, spec))
+  eight = jax.shard_map(lambda b: steps.shifted_reals(b, key, 2, sharding.DATA_AXIS), mesh=mesh,
+                        in_specs=(spec,), out_specs=spec)(rows_split)
+  assert np.array_equal(np.asarray(one["x"]), np.asarray(eight["x"]))
+
+
+def test_shift_reals_off_never_shifts_and_on_trains_and_resumes_exactly(tmp_path, monkeypatch):
+  from gan_jax import steps
+  def never(*args):
+    raise AssertionError("shifted with --shift_reals off")
+  with monkeypatch.context() as m:
+    m.setattr(steps, "shifted_reals", never)
+    train.train_and_evaluate(image_config(tmp_path / "off", "mnist5k"))
+  kw = dict(shift_reals=2, train_steps=6, eval_every=3, checkpoint_every=3)
+  train.train_and_evaluate(image_config(tmp_path / "straight", "mnist5k", **kw))
+  train.train_and_evaluate(image_config(tmp_path / "resumed", "mnist5k", **{**kw, "train_steps": 3}))
+  train.train_and_evaluate(image_config(tmp_path / "resumed", "mnist5k", **kw))
+  assert_same_state(tmp_path / "straight", tmp_path / "resumed", 6)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (dict(dataset="ring", model="mlp", shift_reals=1), r"--shift_reals=1: shifts images"),
+    (dict(shift_reals=9), r"--shift_reals=9: a shift of 0 \(off\) to a quarter of the image side \(7 px"),
+    (dict(shift_reals=-1), r"--shift_reals=-1: a shift of 0")])
+def test_bad_shifts_are_refused(tmp_path, overrides, message):
+  import dataclasses
+  cfg = image_config(tmp_path, "mnist5k") if "dataset" not in overrides else toy_config(tmp_path)
+  with pytest.raises(ConfigError, match=message):
+    config_lib.validate(dataclasses.replace(cfg, **overrides))
