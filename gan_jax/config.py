@@ -150,6 +150,8 @@ class Config:
                            "ones included) shifted by up to this many pixels along each axis, background shifted "
                            "in, parameters per image from the step's keys; fakes untouched, so G learns the "
                            "shifted data. 0: off. Image data.", TRAJECTORY)
+  shift_fakes: bool = _field(False, "With --shift_reals: G's fakes shifted by the same law before D judges them, in "
+                             "both players' updates (G then learns the unshifted digits).", TRAJECTORY)
   feature_matching: bool = _field(False, "Feature-matching generator loss ||E f(x) - E f(G(z))||^2 on D's "
                                   "last hidden layer (Salimans et al. 2016) instead of --loss's G loss.", TRAJECTORY)
   historical_averaging: float = _field(0.0, "Historical averaging weight w: each player's cost gains "

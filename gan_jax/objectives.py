@@ -41,6 +41,7 @@ class Objective:
   augment: tuple = ()  # DiffAugment's policy (gan_jax/augment.py): what D sees of every image; () off
   semi_supervised: bool = False  # D a K+1-class classifier with a labelled batch beside the GAN game
   unlabeled_weight: float = 1.0
+  shift_fakes: int = 0  # G's fakes shifted by up to this many pixels before D judges them (0: off)
 
 
 AUGMENT_SALT = 0x0A06  # folded into a pass's key for its augmentation parameters (off: no key changes)
@@ -52,13 +53,19 @@ def augmented(obj: Objective, x, key):
   return augment.diff_augment(x, jax.random.fold_in(key, AUGMENT_SALT), obj.augment) if obj.augment else x
 
 
+def shifted_fakes(x, shift):
+  """G's fakes as D judges them under --shift_fakes: x [B, H, W, C] shifted by shift int [B, 2] (the reals'
+  law, `steps.shifted_reals`), black shifted in; x itself when shift is None."""
+  return x if shift is None else augment.translation(x, shift, fill=-1.0)
+
+
 def objective_from_config(cfg) -> Objective:
   return Objective(
       loss=losses.get_loss(cfg.loss), label_smoothing=cfg.label_smoothing,
       acgan_weight=cfg.acgan_weight if cfg.conditioning == "acgan" else None,
       gp_weight=cfg.gp_weight, r1_weight=cfg.r1_weight, historical_averaging=cfg.historical_averaging,
       feature_matching=cfg.feature_matching, semi_supervised=cfg.labeled_examples > 0,
-      unlabeled_weight=cfg.unlabeled_weight,
+      unlabeled_weight=cfg.unlabeled_weight, shift_fakes=cfg.shift_reals if cfg.shift_fakes else 0,
       augment=tuple(p for p in augment.POLICIES if p in cfg.diffaugment.split(",")) if cfg.diffaugment else ())
 
 
@@ -106,16 +113,17 @@ def labeled_terms(obj: Objective, discriminator, params, collections, labeled, k
 
 
 def discriminator_objective(obj: Objective, discriminator, params, collections, param_avg,
-                            real, fake, keys, labeled=None):
+                            real, fake, keys, labeled=None, fake_shift=None):
   """L_D at D's weights `params`: (L_D, (collections, real logits, fake logits, {term: value})).
 
   real, fake: (x [B, ...], labels [B] or None). The gradient in `params` is D's; the fakes are G's outputs,
   differentiable as they come (an unrolled G differentiates D's update through them, `unrolled.py`).
   keys: (real pass, fake pass, interpolation), each already distinct per device.
   labeled: the semi-supervised objective's labelled batch (x, labels), or None.
+  fake_shift: int [B, 2], the fakes' shifts under --shift_fakes, or None.
   """
   (x_real, y_real), (x_fake, y_fake) = real, fake
-  x_real, x_fake = augmented(obj, x_real, keys[0]), augmented(obj, x_fake, keys[1])  # penalties see these too
+  x_real, x_fake = augmented(obj, x_real, keys[0]), augmented(obj, shifted_fakes(x_fake, fake_shift), keys[1])  # penalties see these too
   (real_logits, _, real_cls), cols = discriminate(discriminator, params, collections, x_real, y_real, keys[0])
   (fake_logits, _, fake_cls), cols = discriminate(discriminator, params, cols, x_fake, y_fake, keys[1])
   terms, weights = {}, {}
@@ -139,14 +147,15 @@ def discriminator_objective(obj: Objective, discriminator, params, collections, 
 
 
 def generator_objective(obj: Objective, discriminator, d_params, d_collections, x_fake, y_fake,
-                        real_features, key, axis_name=None):
+                        real_features, key, axis_name=None, fake_shift=None):
   """L_G as a function of the fakes x_fake [B, ...] (D fixed): (L_G, fake logits).
 
   real_features: D's features of the real batch, for feature matching (else None); axis_name: the
-  device axis its batch means are taken over.
+  device axis its batch means are taken over; fake_shift: as in `discriminator_objective`.
   """
-  (fake_logits, fake_features, fake_cls), _ = discriminate(discriminator, d_params, d_collections,
-                                                          augmented(obj, x_fake, key), y_fake, key)
+  x_judged = augmented(obj, shifted_fakes(x_fake, fake_shift), key)
+  (fake_logits, fake_features, fake_cls), _ = discriminate(discriminator, d_params, d_collections, x_judged,
+                                                          y_fake, key)
   if obj.feature_matching:
     g_loss = losses.feature_matching_loss(real_features, fake_features, axis_name)
   else:

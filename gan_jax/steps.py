@@ -115,14 +115,29 @@ def labeled_batch(batch):
   return (batch["x_labeled"], batch["label_labeled"]) if "x_labeled" in batch else None
 
 
+SHIFT_FAKES_SALT = 0x5F8
+
+
+def fake_shifts(ctx: StepContext, key, local_batch: int):
+  """int [local_batch, 2] ~ U{-N..N}^2, N = --shift_reals, the shifts of this device's fakes under
+  --shift_fakes (rows of one global draw from `key`, as the latents), or None."""
+  n = ctx.objective.shift_fakes
+  if not n:
+    return None
+  draw = lambda rows: jax.random.randint(jax.random.fold_in(key, SHIFT_FAKES_SALT), (rows, 2), -n, n + 1)  # noqa: E731
+  return _local_rows(draw, local_batch, ctx.axis_name)
+
+
 def d_update(ctx: StepContext, state: GANState, real, fake, key, labeled=None):
   """Descends L_D in D's weights; real, fake: (x, labels); labeled: the semi-supervised labelled rows
   (x, labels) or None; G is unchanged."""
-  keys = tuple(_device_key(k, ctx.axis_name) for k in jax.random.split(key, 3))
+  pass_keys = jax.random.split(key, 3)
+  keys = tuple(_device_key(k, ctx.axis_name) for k in pass_keys)
   labels = real[1] if ctx.nets.num_classes else None
   loss_fn = functools.partial(objectives.discriminator_objective, ctx.objective, ctx.nets.discriminator)
   (d_loss, (cols, real_logits, fake_logits, terms)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-      state.d_params, state.d_collections, state.d_param_avg, (real[0], labels), fake, keys, labeled)
+      state.d_params, state.d_collections, state.d_param_avg, (real[0], labels), fake, keys, labeled,
+      fake_shifts(ctx, pass_keys[1], fake[0].shape[0]))
   grads = _pmean(grads, ctx.axis_name)
   updates, d_opt_state = ctx.d_tx.update(grads, state.d_opt_state, state.d_params)
   metrics = _pmean({
@@ -181,7 +196,7 @@ def _generator_loss_fn(ctx: StepContext, state: GANState, fwd: GeneratorForward,
   obj, D = ctx.objective, ctx.nets.discriminator
   if not ctx.unroll_steps:
     return functools.partial(objectives.generator_objective, obj, D, state.d_params, state.d_collections,
-                             axis_name=ctx.axis_name)
+                             axis_name=ctx.axis_name, fake_shift=fake_shifts(ctx, fwd.dropout_key, fwd.x.shape[0]))
   real = (batch["x"], batch.get("label") if ctx.nets.num_classes else None)
   key = _device_key(jax.random.fold_in(fwd.dropout_key, 2), ctx.axis_name)
 

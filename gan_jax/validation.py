@@ -62,6 +62,10 @@ def _check_names(cfg: Config):
           f"shifts images, and --dataset={cfg.dataset} holds points")
   require(0 <= cfg.shift_reals <= cfg.resolution // 4 or cfg.is_toy, "shift_reals", cfg.shift_reals,
           f"a shift of 0 (off) to a quarter of the image side ({cfg.resolution // 4} px at --resolution={cfg.resolution})")
+  require(not cfg.shift_fakes or cfg.shift_reals > 0, "shift_fakes", cfg.shift_fakes,
+          "shifts the fakes as --shift_reals shifts the reals: set --shift_reals=N (N >= 1)")
+  require(not (cfg.shift_fakes and cfg.unroll_steps), "shift_fakes", cfg.shift_fakes,
+          "does not combine with --unroll_steps (the simulated D updates judge unshifted fakes)")
   require(cfg.channels in (0, 1, 3), "channels", cfg.channels, "0 (from the data), 1 or 3")
   require(cfg.conditioning == "none" or cfg.pack == 1, "conditioning", cfg.conditioning,
           f"label conditioning works with --pack=1 (got --pack={cfg.pack})")

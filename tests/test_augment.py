@@ -168,3 +168,66 @@ def test_bad_shifts_are_refused(tmp_path, overrides, message):
   cfg = image_config(tmp_path, "mnist5k") if "dataset" not in overrides else toy_config(tmp_path)
   with pytest.raises(ConfigError, match=message):
     config_lib.validate(dataclasses.replace(cfg, **overrides))
+
+
+def test_shifted_fakes_reach_d_shifted_and_g_gets_no_gradient_from_pixels_shifted_out(tmp_path):
+  """generator_objective shifts the fakes inside the differentiated function: shifted down by one row,
+  the bottom row of each fake leaves the image (no gradient) and D judges translation(x, shift)."""
+  from gan_jax.nets import build_nets
+  cfg = image_config(tmp_path, "mnist5k", resolution=28, shift_reals=1, shift_fakes=True)
+  nets = build_nets(cfg, (28, 28, 1), None, 10)
+  obj = objectives.objective_from_config(cfg)
+  assert obj.shift_fakes == 1
+  x = jax.random.uniform(jax.random.PRNGKey(9), (4, 28, 28, 1), minval=-1.0)
+  d_vars = nets.discriminator.init({"params": jax.random.PRNGKey(0)}, x, None, train=False)
+  cols = {k: v for k, v in d_vars.items() if k != "params"}
+  key, shift = jax.random.PRNGKey(3), jnp.array([[-1, 0]] * 4)  # out[i] = x[i - 1]: the last row is dropped
+  loss = lambda v, s: objectives.generator_objective(obj, nets.discriminator, d_vars["params"], cols, v, None,  # noqa: E731
+                                                     None, key, fake_shift=s)
+  grad = jax.grad(lambda v: loss(v, shift)[0])(x)
+  assert float(jnp.abs(grad[:, -1]).max()) == 0.0 and float(jnp.abs(grad[:, :-1]).max()) > 0
+  shifted_by_hand = augment.translation(x, shift, fill=-1.0)
+  assert np.array_equal(loss(x, shift)[1], loss(shifted_by_hand, None)[1])
+  assert not np.array_equal(loss(x, shift)[1], loss(x, None)[1])
+
+
+def test_fake_shifts_are_the_same_whatever_the_device_count_and_none_when_off(tmp_path):
+  from gan_jax import sharding, steps
+  from gan_jax.nets import build_nets
+  cfg = image_config(tmp_path, "mnist5k", resolution=28, shift_reals=2, shift_fakes=True)
+  nets = build_nets(cfg, (28, 28, 1), None, 10)
+  key = jax.random.PRNGKey(10)
+  one = steps.fake_shifts(steps.make_context(cfg, nets, None, None), key, 16)
+  ctx8 = steps.make_context(cfg, nets, None, None, sharding.DATA_AXIS, 8)
+  eight = jax.shard_map(lambda: steps.fake_shifts(ctx8, key, 2), mesh=sharding.make_mesh(8), in_specs=(),
+                        out_specs=sharding.P(sharding.DATA_AXIS))()
+  assert np.array_equal(np.asarray(one), np.asarray(eight)) and int(jnp.abs(one).max()) == 2
+  off = image_config(tmp_path, "mnist5k", resolution=28, shift_reals=2)
+  assert steps.fake_shifts(steps.make_context(off, nets, None, None), key, 16) is None
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (dict(shift_fakes=True), r"--shift_fakes=True: shifts the fakes as --shift_reals shifts the reals"),
+    (dict(shift_fakes=True, shift_reals=1, unroll_steps=2), r"does not combine with --unroll_steps")])
+def test_bad_fake_shifts_are_refused(tmp_path, overrides, message):
+  import dataclasses
+  with pytest.raises(ConfigError, match=message):
+    config_lib.validate(dataclasses.replace(image_config(tmp_path, "mnist5k"), **overrides))
+
+
+def test_both_players_judge_shifted_fakes_and_the_run_resumes_exactly(tmp_path, monkeypatch):
+  """The step hands both D's update and G's update their shifts (a step that forgot one would judge
+  unshifted fakes there); on, a run resumes bitwise."""
+  seen = []
+  real_shifted_fakes = objectives.shifted_fakes
+  def recording(x, shift):
+    seen.append(shift is not None)
+    return real_shifted_fakes(x, shift)
+  kw = dict(shift_reals=1, shift_fakes=True, train_steps=4, eval_every=2, checkpoint_every=2)
+  with monkeypatch.context() as m:
+    m.setattr(objectives, "shifted_fakes", recording)
+    train.train_and_evaluate(image_config(tmp_path / "straight", "mnist5k", **kw))
+  assert len(seen) >= 2 and all(seen), seen
+  train.train_and_evaluate(image_config(tmp_path / "resumed", "mnist5k", **{**kw, "train_steps": 2}))
+  train.train_and_evaluate(image_config(tmp_path / "resumed", "mnist5k", **kw))
+  assert_same_state(tmp_path / "straight", tmp_path / "resumed", 4)
