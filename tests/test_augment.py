@@ -71,13 +71,18 @@ def test_gradients_reach_g_through_the_augmentation(tmp_path):
   assert float(jnp.abs(grad * (1 - seen)).max()) == 0.0 and float(jnp.abs(grad * seen).max()) > 0
 
 
-def test_off_never_calls_the_augmentation_and_on_trains_and_resumes_exactly(tmp_path, monkeypatch):
+@pytest.mark.parametrize("module_name,function,on", [
+    ("augment", "diff_augment", dict(diffaugment="color,translation,cutout")),
+    ("steps", "shifted_reals", dict(shift_reals=2))])
+def test_off_never_calls_it_and_on_trains_and_resumes_exactly(tmp_path, monkeypatch, module_name, function, on):
+  """DiffAugment and --shift_reals: off, the step never calls the transform; on, a run resumes bitwise."""
+  import importlib
   def never(*args):
-    raise AssertionError("augmented with --diffaugment off")
+    raise AssertionError(f"{function} called with {on} off")
   with monkeypatch.context() as m:
-    m.setattr(augment, "diff_augment", never)
+    m.setattr(importlib.import_module(f"gan_jax.{module_name}"), function, never)
     train.train_and_evaluate(image_config(tmp_path / "off", "mnist5k"))
-  kw = dict(diffaugment="color,translation,cutout", train_steps=6, eval_every=3, checkpoint_every=3)
+  kw = dict(**on, train_steps=6, eval_every=3, checkpoint_every=3)
   train.train_and_evaluate(image_config(tmp_path / "straight", "mnist5k", **kw))
   train.train_and_evaluate(image_config(tmp_path / "resumed", "mnist5k", **{**kw, "train_steps": 3}))
   train.train_and_evaluate(image_config(tmp_path / "resumed", "mnist5k", **kw))
@@ -145,24 +150,12 @@ def test_shifted_reals_are_the_same_whatever_the_device_count():
   assert np.array_equal(np.asarray(one["x"]), np.asarray(eight["x"]))
 
 
-def test_shift_reals_off_never_shifts_and_on_trains_and_resumes_exactly(tmp_path, monkeypatch):
-  from gan_jax import steps
-  def never(*args):
-    raise AssertionError("shifted with --shift_reals off")
-  with monkeypatch.context() as m:
-    m.setattr(steps, "shifted_reals", never)
-    train.train_and_evaluate(image_config(tmp_path / "off", "mnist5k"))
-  kw = dict(shift_reals=2, train_steps=6, eval_every=3, checkpoint_every=3)
-  train.train_and_evaluate(image_config(tmp_path / "straight", "mnist5k", **kw))
-  train.train_and_evaluate(image_config(tmp_path / "resumed", "mnist5k", **{**kw, "train_steps": 3}))
-  train.train_and_evaluate(image_config(tmp_path / "resumed", "mnist5k", **kw))
-  assert_same_state(tmp_path / "straight", tmp_path / "resumed", 6)
-
-
 @pytest.mark.parametrize("overrides,message", [
     (dict(dataset="ring", model="mlp", shift_reals=1), r"--shift_reals=1: shifts images"),
     (dict(shift_reals=9), r"--shift_reals=9: a shift of 0 \(off\) to a quarter of the image side \(7 px"),
-    (dict(shift_reals=-1), r"--shift_reals=-1: a shift of 0")])
+    (dict(shift_reals=-1), r"--shift_reals=-1: a shift of 0"),
+    (dict(shift_fakes=True), r"--shift_fakes=True: shifts the fakes as --shift_reals shifts the reals"),
+    (dict(shift_fakes=True, shift_reals=1, unroll_steps=2), r"does not combine with --unroll_steps")])
 def test_bad_shifts_are_refused(tmp_path, overrides, message):
   import dataclasses
   cfg = image_config(tmp_path, "mnist5k") if "dataset" not in overrides else toy_config(tmp_path)
@@ -204,15 +197,6 @@ def test_fake_shifts_are_the_same_whatever_the_device_count_and_none_when_off(tm
   assert np.array_equal(np.asarray(one), np.asarray(eight)) and int(jnp.abs(one).max()) == 2
   off = image_config(tmp_path, "mnist5k", resolution=28, shift_reals=2)
   assert steps.fake_shifts(steps.make_context(off, nets, None, None), key, 16) is None
-
-
-@pytest.mark.parametrize("overrides,message", [
-    (dict(shift_fakes=True), r"--shift_fakes=True: shifts the fakes as --shift_reals shifts the reals"),
-    (dict(shift_fakes=True, shift_reals=1, unroll_steps=2), r"does not combine with --unroll_steps")])
-def test_bad_fake_shifts_are_refused(tmp_path, overrides, message):
-  import dataclasses
-  with pytest.raises(ConfigError, match=message):
-    config_lib.validate(dataclasses.replace(image_config(tmp_path, "mnist5k"), **overrides))
 
 
 def test_both_players_judge_shifted_fakes_and_the_run_resumes_exactly(tmp_path, monkeypatch):
