@@ -147,9 +147,9 @@ class Config:
                             "per-image parameters to every image D judges, real and fake, in both updates (and "
                             "to the images R1 / GP differentiate at); '': off. Image data.", TRAJECTORY)
   shift_reals: int = _field(0, "Data augmentation of the real images: every real image of a batch (the labelled "
-                           "ones included) shifted by up to this many pixels along each axis, background shifted "
-                           "in, parameters per image from the step's keys; fakes untouched, so G learns the "
-                           "shifted data. 0: off. Image data.", TRAJECTORY)
+                           "ones included) shifted by up to this many pixels along each axis, black (-1) shifted "
+                           "in, a shift per image and step (in the training loop's train_step); fakes untouched, "
+                           "so G learns the shifted data. 0: off. Image data.", TRAJECTORY)
   shift_fakes: bool = _field(False, "With --shift_reals: G's fakes shifted by the same law before D judges them, in "
                              "both players' updates (G then learns the unshifted digits).", TRAJECTORY)
   feature_matching: bool = _field(False, "Feature-matching generator loss ||E f(x) - E f(G(z))||^2 on D's "

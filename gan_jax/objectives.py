@@ -123,7 +123,8 @@ def discriminator_objective(obj: Objective, discriminator, params, collections, 
   fake_shift: int [B, 2], the fakes' shifts under --shift_fakes, or None.
   """
   (x_real, y_real), (x_fake, y_fake) = real, fake
-  x_real, x_fake = augmented(obj, x_real, keys[0]), augmented(obj, shifted_fakes(x_fake, fake_shift), keys[1])  # penalties see these too
+  x_real = augmented(obj, x_real, keys[0])  # the penalties see these too
+  x_fake = augmented(obj, shifted_fakes(x_fake, fake_shift), keys[1])
   (real_logits, _, real_cls), cols = discriminate(discriminator, params, collections, x_real, y_real, keys[0])
   (fake_logits, _, fake_cls), cols = discriminate(discriminator, params, cols, x_fake, y_fake, keys[1])
   terms, weights = {}, {}

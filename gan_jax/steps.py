@@ -299,7 +299,8 @@ def train_step(ctx: StepContext, state: GANState, batches):
   With share_fakes the last D step judges the very fakes the (first) G step then improves
   (one G forward per iteration, as in the reference DCGAN loop); otherwise each
   step draws its own latents. Feature matching compares with the reals of the last D step, and an
-  unrolled G simulates D's updates on them.
+  unrolled G simulates D's updates on them. With ctx.shift_reals every real image of `batches` is shifted
+  first (`shifted_reals`, keys from state.rng and state.step); d_step / g_step take their batch as given.
   """
   d_metrics = {}
   if ctx.shift_reals:
