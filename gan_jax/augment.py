@@ -19,6 +19,7 @@ import jax.numpy as jnp
 
 POLICIES = ("color", "translation", "cutout")
 TRANSLATION_RATIO, CUTOUT_RATIO = 0.125, 0.5
+BLACK = -1.0  # a black pixel in [-1, 1] (the digits' background): what --shift_reals shifts in
 
 
 def brightness(x, u):

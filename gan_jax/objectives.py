@@ -56,7 +56,7 @@ def augmented(obj: Objective, x, key):
 def shifted_fakes(x, shift):
   """G's fakes as D judges them under --shift_fakes: x [B, H, W, C] shifted by shift int [B, 2] (the reals'
   law, `steps.shifted_reals`), black shifted in; x itself when shift is None."""
-  return x if shift is None else augment.translation(x, shift, fill=-1.0)
+  return x if shift is None else augment.translation(x, shift, fill=augment.BLACK)
 
 
 def objective_from_config(cfg) -> Objective:

@@ -96,6 +96,12 @@ def sample_latents(key, local_batch: int, latent_dim: int, axis_name: Optional[s
   return _local_rows(lambda n: draw_latents(distribution, key, (n, latent_dim)), local_batch, axis_name)
 
 
+def sample_shifts(key, local_batch: int, max_shift: int, axis_name: Optional[str] = None):
+  """(dh, dw) ~ U{-max_shift, ..., max_shift}^2, int32 [local_batch, 2] (--shift_reals / --shift_fakes), like
+  `sample_latents`: this device's rows of one global draw."""
+  return _local_rows(lambda n: jax.random.randint(key, (n, 2), -max_shift, max_shift + 1), local_batch, axis_name)
+
+
 def sample_labels(key, local_batch: int, num_classes: int, axis_name: Optional[str] = None):
   """y ~ Uniform{0, ..., C-1}, int32 [local_batch] (the conditional G's labels), like `sample_latents`."""
   return _local_rows(lambda n: jax.random.randint(key, (n,), 0, num_classes), local_batch, axis_name)
@@ -122,10 +128,7 @@ def fake_shifts(ctx: StepContext, key, local_batch: int):
   """int [local_batch, 2] ~ U{-N..N}^2, N = --shift_reals, the shifts of this device's fakes under
   --shift_fakes (rows of one global draw from `key`, as the latents), or None."""
   n = ctx.objective.shift_fakes
-  if not n:
-    return None
-  draw = lambda rows: jax.random.randint(jax.random.fold_in(key, SHIFT_FAKES_SALT), (rows, 2), -n, n + 1)  # noqa: E731
-  return _local_rows(draw, local_batch, ctx.axis_name)
+  return sample_shifts(jax.random.fold_in(key, SHIFT_FAKES_SALT), local_batch, n, ctx.axis_name) if n else None
 
 
 def d_update(ctx: StepContext, state: GANState, real, fake, key, labeled=None):
@@ -279,17 +282,15 @@ SHIFT_SALT = 0x5F7
 
 def shifted_reals(batches, key, max_shift: int, axis_name=None):
   """Data augmentation of the reals: every image leaf ('x*') of batches [k, B_local, H, W, C] shifted by
-  (dh, dw) ~ U{-max_shift, ..., max_shift}^2, drawn per image, black (-1, the digits' background) shifted in
-  (`augment.translation`); labels untouched. The shifts are rows of one global draw per leaf and batch, so
-  training is the same whatever the device count."""
+  (dh, dw) ~ U{-max_shift, ..., max_shift}^2 (`sample_shifts`: one global draw per leaf and batch, so training
+  is the same whatever the device count), black (`augment.BLACK`, the digits' background) shifted in
+  (`augment.translation`); labels untouched."""
   out = dict(batches)
   for i, name in enumerate(sorted(n for n in batches if n.startswith("x"))):
-    x = batches[name]
-
-    def draw(n, j, leaf_key=jax.random.fold_in(key, i)):
-      return jax.random.randint(jax.random.fold_in(leaf_key, j), (n, 2), -max_shift, max_shift + 1)
-    out[name] = jnp.stack([augment.translation(x[j], _local_rows(functools.partial(draw, j=j), x.shape[1], axis_name),
-                                               fill=-1.0) for j in range(x.shape[0])])
+    x, leaf_key = batches[name], jax.random.fold_in(key, i)
+    out[name] = jnp.stack([
+        augment.translation(x[j], sample_shifts(jax.random.fold_in(leaf_key, j), x.shape[1], max_shift, axis_name),
+                            fill=augment.BLACK) for j in range(x.shape[0])])
   return out
 
 
