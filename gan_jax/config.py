@@ -173,6 +173,8 @@ class Config:
   adam_eps_root_d: float = _field(0.0, "D's Adam epsilon inside the square root, as --adam_eps_root_g "
                                   "(0 with --unroll_steps: a tiny one, for a derivative at v = 0).", TRAJECTORY)
   lr_schedule: str = _field("constant", _names(LR_SCHEDULES) + " (cosine, linear: decay to 0 at train_steps).", TRAJECTORY)
+  lr_warmup: int = _field(0, "Iterations over which both players' rates rise linearly to --lr_g / --lr_d (the "
+                          "first update at 1/W of them), before --lr_schedule takes over; 0: none.", TRAJECTORY)
   ema_decay: float = _field(0.0, "EMA of G's weights for samples and evaluation; 0 turns it off.", TRAJECTORY)
   d_ema_decay: float = _field(0.0, "EMA of D's weights (Polyak averaging), kept in the state: the semi-supervised "
                                "classifier is evaluated with it (improved-gan tests its averaged D); 0: off.",

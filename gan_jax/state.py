@@ -58,15 +58,26 @@ SCHEDULES = {
 UNROLL_EPS_ROOT = 1e-16
 
 
+def learning_rate(cfg, peak: float, updates_per_step: int):
+  """A player's rate at its update t: --lr_warmup iterations of linear warm-up, lr_t = peak (t + 1) / W
+  (W = lr_warmup x the player's updates per iteration; the first update at peak / W, the W-th at peak), then
+  --lr_schedule over the remaining updates of the run."""
+  updates, warmup = cfg.train_steps * updates_per_step, cfg.lr_warmup * updates_per_step
+  schedule = SCHEDULES[cfg.lr_schedule](peak, updates - warmup)
+  if not warmup:
+    return schedule
+  ramp = optax.linear_schedule(peak / warmup, peak, warmup - 1) if warmup > 1 else optax.constant_schedule(peak)
+  return optax.join_schedules([ramp, schedule], [warmup])
+
+
 def make_optimizers(cfg):
   """Adam for each player (DCGAN: 2e-4, beta1 0.5); each schedule counts its player's updates. Each
   player's update is m_hat / (sqrt(v_hat + eps_root) + 1e-8), eps_root from --adam_eps_root_g / _d. With
   --unroll_steps and no --adam_eps_root_d, D's is UNROLL_EPS_ROOT: G differentiates D's update, and sqrt
   has no derivative at a zero second moment."""
-  schedule = SCHEDULES[cfg.lr_schedule]
-  g_tx = optax.adam(schedule(cfg.lr_g, cfg.train_steps * cfg.g_steps), b1=cfg.beta1, b2=cfg.beta2,
+  g_tx = optax.adam(learning_rate(cfg, cfg.lr_g, cfg.g_steps), b1=cfg.beta1, b2=cfg.beta2,
                     eps_root=cfg.adam_eps_root_g)
-  d_tx = optax.adam(schedule(cfg.lr_d, cfg.train_steps * cfg.d_steps), b1=cfg.beta1, b2=cfg.beta2,
+  d_tx = optax.adam(learning_rate(cfg, cfg.lr_d, cfg.d_steps), b1=cfg.beta1, b2=cfg.beta2,
                     eps_root=cfg.adam_eps_root_d or (UNROLL_EPS_ROOT if cfg.unroll_steps else 0.0))
   return g_tx, d_tx
 

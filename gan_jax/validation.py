@@ -137,6 +137,9 @@ def _check_numbers(cfg: Config):
             "a comma-separated list of positive widths")
   require(cfg.batch_size % cfg.pack == 0, "pack", cfg.pack, f"must divide --batch_size={cfg.batch_size}")
   require(cfg.d_width >= 0, "d_width", cfg.d_width, "must be >= 0 (0: --width)")
+  require(cfg.lr_warmup >= 0, "lr_warmup", cfg.lr_warmup, "must be >= 0 (0 turns the warm-up off)")
+  require(cfg.lr_schedule == "constant" or cfg.lr_warmup < cfg.train_steps, "lr_warmup", cfg.lr_warmup,
+          f"must be under --train_steps={cfg.train_steps}: --lr_schedule={cfg.lr_schedule} decays after it")
   require(cfg.unroll_steps >= 0, "unroll_steps", cfg.unroll_steps, "must be >= 0 (0 turns unrolling off)")
   if cfg.unroll_steps:
     for flag in UNROLL_REFUSES:

@@ -222,3 +222,29 @@ def test_adam_eps_root_flags_damp_each_players_first_step_by_their_own_root(tmp_
 def test_a_negative_adam_eps_root_is_refused(tmp_path, flag):
   with pytest.raises(ConfigError, match=rf"--{flag}=-1e-08: must lie in \[0, 1\)"):
     config_lib.validate(toy_config(tmp_path, **{flag: -1e-8}))
+
+
+@pytest.mark.parametrize("schedule,d_steps", [("constant", 1), ("linear", 2)])
+def test_the_warm_up_ramps_each_players_rate_then_hands_over_to_the_schedule(tmp_path, schedule, d_steps):
+  """--lr_warmup=W: a player with u updates per iteration and T = train_steps x u updates in all steps at
+  lr (t + 1) / (W u) for its updates t < W u, then at the schedule's rate over the T - W u updates left
+  (linear: lr (1 - (t - W u) / (T - W u)))."""
+  from gan_jax.state import learning_rate
+  cfg = toy_config(tmp_path, lr_warmup=5, train_steps=25, lr_schedule=schedule, d_steps=d_steps, lr_g=0.3, lr_d=0.2)
+  lr, warm, total = 0.1, 5 * d_steps, 25 * d_steps
+  rate = learning_rate(cfg, lr, d_steps)
+  for t in range(total + 2):
+    after = 1.0 if schedule == "constant" else max(0.0, 1 - (t - warm) / (total - warm))
+    expected = lr * (t + 1) / warm if t < warm else lr * after
+    np.testing.assert_allclose(float(rate(t)), expected, rtol=1e-5, atol=1e-9, err_msg=f"update {t}")
+  assert learning_rate(toy_config(tmp_path, lr_schedule=schedule), lr, 1)(0) == lr  # 0: no warm-up
+  g = jnp.ones((3,))  # Adam's first update is -rate(0) g / |g|: both players start at 1/W of their rate
+  for tx, rate0 in zip(make_optimizers(cfg), (0.3 / 5, 0.2 / warm)):
+    np.testing.assert_allclose(np.asarray(tx.update(g, tx.init(g), g)[0]), -rate0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("warmup,schedule,message", [(-1, "constant", "must be >= 0"),
+                                                      (10, "cosine", "must be under --train_steps=10")])
+def test_a_warm_up_below_zero_or_past_a_decaying_run_is_refused(tmp_path, warmup, schedule, message):
+  with pytest.raises(ConfigError, match=rf"--lr_warmup={warmup}: {message}"):
+    config_lib.validate(toy_config(tmp_path, lr_warmup=warmup, lr_schedule=schedule, train_steps=10))
