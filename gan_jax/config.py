@@ -150,6 +150,9 @@ class Config:
                            "ones included) shifted by up to this many pixels along each axis, black (-1) shifted "
                            "in, a shift per image and step (in the training loop's train_step); fakes untouched, "
                            "so G learns the shifted data. 0: off. Image data.", TRAJECTORY)
+  shift_ramp: int = _field(0, "With --shift_reals: over the first R iterations each real image is shifted with "
+                           "probability (t + 1) / R (left in place otherwise), every image from R on; 0: every "
+                           "image from the start.", TRAJECTORY)
   shift_fakes: bool = _field(False, "With --shift_reals: G's fakes shifted by the same law before D judges them, in "
                              "both players' updates (G then learns the unshifted digits).", TRAJECTORY)
   feature_matching: bool = _field(False, "Feature-matching generator loss ||E f(x) - E f(G(z))||^2 on D's "

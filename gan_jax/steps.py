@@ -56,6 +56,7 @@ class StepContext:
   d_ema_decay: float = 0.0       # D's EMA (kept when state.ema_d_params is not None)
   weight_clip: float = 0.0
   shift_reals: int = 0           # data augmentation: reals shifted by up to this many pixels (0: off)
+  shift_ramp: int = 0            # iterations over which the share of shifted reals rises from 0 to 1 (0: all from the start)
   axis_name: Optional[str] = None  # the device axis under shard_map; None on one device
 
 
@@ -65,7 +66,7 @@ def make_context(cfg, nets: GANNets, g_tx, d_tx, axis_name: Optional[str] = None
                      local_batch=cfg.batch_size // num_devices, d_steps=cfg.d_steps, g_steps=cfg.g_steps,
                      share_fakes=cfg.share_fakes, unroll_steps=cfg.unroll_steps,
                      unroll_stop_gradient=cfg.unroll_stop_gradient, ema_decay=cfg.ema_decay, weight_clip=cfg.weight_clip,
-                     d_ema_decay=cfg.d_ema_decay, shift_reals=cfg.shift_reals,
+                     d_ema_decay=cfg.d_ema_decay, shift_reals=cfg.shift_reals, shift_ramp=cfg.shift_ramp,
                      axis_name=axis_name)
 
 
@@ -280,18 +281,34 @@ def _g_updates(ctx: StepContext, state: GANState, real, first=None):
 SHIFT_SALT = 0x5F7
 
 
-def shifted_reals(batches, key, max_shift: int, axis_name=None):
+def ramped_shifts(key, local_batch: int, max_shift: int, shifted_share, axis_name: Optional[str] = None):
+  """`sample_shifts` with each row kept with probability `shifted_share` (a scalar in [0, 1]) and zeroed
+  otherwise: int32 [local_batch, 2], this device's rows of one global draw (--shift_ramp)."""
+  shifts = sample_shifts(key, local_batch, max_shift, axis_name)
+  kept = _local_rows(lambda n: jax.random.bernoulli(jax.random.fold_in(key, 1), shifted_share, (n, 1)), local_batch,
+                     axis_name)
+  return jnp.where(kept, shifts, 0)
+
+
+def shifted_reals(batches, key, max_shift: int, axis_name=None, shifted_share=None):
   """Data augmentation of the reals: every image leaf ('x*') of batches [k, B_local, H, W, C] shifted by
   (dh, dw) ~ U{-max_shift, ..., max_shift}^2 (`sample_shifts`: one global draw per leaf and batch, so training
   is the same whatever the device count), black (`augment.BLACK`, the digits' background) shifted in
-  (`augment.translation`); labels untouched."""
+  (`augment.translation`); labels untouched. `shifted_share` (None: 1): each image shifted with that
+  probability, else left in place (`ramped_shifts`)."""
   out = dict(batches)
   for i, name in enumerate(sorted(n for n in batches if n.startswith("x"))):
     x, leaf_key = batches[name], jax.random.fold_in(key, i)
-    out[name] = jnp.stack([
-        augment.translation(x[j], sample_shifts(jax.random.fold_in(leaf_key, j), x.shape[1], max_shift, axis_name),
-                            fill=augment.BLACK) for j in range(x.shape[0])])
+    draw = lambda k: (sample_shifts(k, x.shape[1], max_shift, axis_name) if shifted_share is None  # noqa: E731
+                      else ramped_shifts(k, x.shape[1], max_shift, shifted_share, axis_name))
+    out[name] = jnp.stack([augment.translation(x[j], draw(jax.random.fold_in(leaf_key, j)), fill=augment.BLACK)
+                           for j in range(x.shape[0])])
   return out
+
+
+def shifted_share(ctx: StepContext, step):
+  """The share of reals shifted at iteration `step`: min(1, (step + 1) / --shift_ramp), or None without a ramp."""
+  return jnp.minimum(1.0, (step + 1) / ctx.shift_ramp) if ctx.shift_ramp else None
 
 
 def train_step(ctx: StepContext, state: GANState, batches):
@@ -306,7 +323,7 @@ def train_step(ctx: StepContext, state: GANState, batches):
   d_metrics = {}
   if ctx.shift_reals:
     batches = shifted_reals(batches, jax.random.fold_in(jax.random.fold_in(state.rng, SHIFT_SALT), state.step),
-                            ctx.shift_reals, ctx.axis_name)
+                            ctx.shift_reals, ctx.axis_name, shifted_share(ctx, state.step))
   last = ctx.d_steps - 1 if ctx.share_fakes else ctx.d_steps
   batch_at = lambda i: jax.tree.map(lambda a: a[i], batches)  # noqa: E731
   for i in range(last):

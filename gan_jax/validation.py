@@ -64,6 +64,9 @@ def _check_names(cfg: Config):
           f"a shift of 0 (off) to a quarter of the image side ({cfg.resolution // 4} px at --resolution={cfg.resolution})")
   require(not cfg.shift_fakes or cfg.shift_reals > 0, "shift_fakes", cfg.shift_fakes,
           "shifts the fakes as --shift_reals shifts the reals: set --shift_reals=N (N >= 1)")
+  require(cfg.shift_ramp >= 0, "shift_ramp", cfg.shift_ramp, "must be >= 0 (0: every real shifted from the start)")
+  require(not cfg.shift_ramp or cfg.shift_reals > 0, "shift_ramp", cfg.shift_ramp,
+          "ramps up the shifts of --shift_reals: set --shift_reals=N (N >= 1)")
   require(not (cfg.shift_fakes and cfg.unroll_steps), "shift_fakes", cfg.shift_fakes,
           "does not combine with --unroll_steps (the simulated D updates judge unshifted fakes)")
   require(cfg.channels in (0, 1, 3), "channels", cfg.channels, "0 (from the data), 1 or 3")

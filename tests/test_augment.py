@@ -150,12 +150,55 @@ def test_shifted_reals_are_the_same_whatever_the_device_count():
   assert np.array_equal(np.asarray(one["x"]), np.asarray(eight["x"]))
 
 
+def test_ramped_shifts_keep_each_draw_with_the_share_and_zero_the_rest():
+  from gan_jax import steps
+  key = jax.random.PRNGKey(11)
+  drawn = np.asarray(steps.sample_shifts(key, 20_000, 2))
+  for share in (0.0, 0.3, 1.0):
+    ramped = np.asarray(steps.ramped_shifts(key, 20_000, 2, share))
+    kept = np.all(ramped == drawn, axis=1)
+    assert np.all(ramped[~kept] == 0)  # a row not kept is not shifted
+    moved = np.any(drawn != 0, axis=1)  # (rows drawn (0, 0) read as kept either way)
+    assert abs(kept[moved].mean() - share) < 0.01, (share, kept[moved].mean())  # 3 sigma at 0.3: 0.004
+
+
+def test_the_share_of_shifted_reals_rises_over_the_ramp():
+  from gan_jax import steps
+  from gan_jax.nets import build_nets
+  cfg = image_config(".", "mnist5k", shift_reals=1, shift_ramp=4)
+  ctx = steps.make_context(cfg, build_nets(cfg, (28, 28, 1), None, 10), None, None)
+  assert [float(steps.shifted_share(ctx, t)) for t in range(6)] == [0.25, 0.5, 0.75, 1.0, 1.0, 1.0]
+  off = steps.make_context(image_config(".", "mnist5k", shift_reals=1), ctx.nets, None, None)
+  assert steps.shifted_share(off, 0) is None
+
+
+@pytest.mark.parametrize("ramp,same_as", [(1, dict(shift_reals=2)), (10**9, dict(shift_reals=0))])
+def test_a_one_step_ramp_is_no_ramp_and_an_endless_one_shifts_nothing(tmp_path, ramp, same_as):
+  """The training step reads the ramp: over R = 1 every real is shifted from the first step, as without a
+  ramp; over R = 10^9 (a share ~1e-9) none is, as without shifts; both bitwise."""
+  kw = dict(train_steps=2, eval_every=2, checkpoint_every=2)
+  train.train_and_evaluate(image_config(tmp_path / "ramp", "mnist5k", shift_reals=2, shift_ramp=ramp, **kw))
+  train.train_and_evaluate(image_config(tmp_path / "same", "mnist5k", **same_as, **kw))
+  assert_same_state(tmp_path / "ramp", tmp_path / "same", 2)
+
+
+def test_ramped_shifts_are_the_same_whatever_the_device_count():
+  from gan_jax import sharding, steps
+  key = jax.random.PRNGKey(12)
+  one = steps.ramped_shifts(key, 16, 2, 0.5)
+  eight = jax.shard_map(lambda: steps.ramped_shifts(key, 2, 2, 0.5, sharding.DATA_AXIS), mesh=sharding.make_mesh(8),
+                        in_specs=(), out_specs=sharding.P(sharding.DATA_AXIS))()
+  assert np.array_equal(np.asarray(one), np.asarray(eight)) and 0 < int(jnp.sum(jnp.all(one == 0, axis=1))) < 16
+
+
 @pytest.mark.parametrize("overrides,message", [
     (dict(dataset="ring", model="mlp", shift_reals=1), r"--shift_reals=1: shifts images"),
     (dict(shift_reals=9), r"--shift_reals=9: a shift of 0 \(off\) to a quarter of the image side \(7 px"),
     (dict(shift_reals=-1), r"--shift_reals=-1: a shift of 0"),
     (dict(shift_fakes=True), r"--shift_fakes=True: shifts the fakes as --shift_reals shifts the reals"),
-    (dict(shift_fakes=True, shift_reals=1, unroll_steps=2), r"does not combine with --unroll_steps")])
+    (dict(shift_fakes=True, shift_reals=1, unroll_steps=2), r"does not combine with --unroll_steps"),
+    (dict(shift_ramp=5), r"--shift_ramp=5: ramps up the shifts of --shift_reals: set --shift_reals=N"),
+    (dict(shift_ramp=-1, shift_reals=1), r"--shift_ramp=-1: must be >= 0")])
 def test_bad_shifts_are_refused(tmp_path, overrides, message):
   import dataclasses
   cfg = image_config(tmp_path, "mnist5k") if "dataset" not in overrides else toy_config(tmp_path)
