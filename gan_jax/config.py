@@ -102,6 +102,9 @@ class Config:
   mlp_bias_init: str = _field("zeros", "MLP G and D dense layers' initial biases: " + _names(MLP_BIAS_INITS) + " (zeros: "
                               "flax's; fan_in_uniform: U(-1/sqrt(fan_in), 1/sqrt(fan_in)), PyTorch nn.Linear's, so a "
                               "1-D input's ReLU kinks start spread over the data instead of all at 0).", TRAJECTORY)
+  d_input_noise: float = _field(0.6, "improved_gan: the std of the Gaussian noise D adds to its inputs in "
+                                "training (improved-gan: 0.3 on pixels in [0, 1], so 0.6 on ours in [-1, 1]).",
+                                TRAJECTORY)
   d_dropout: float = _field(0.0, "Dropout rate on the MLP discriminator's inputs and hidden units.", TRAJECTORY)
   g_output: str = _field("linear", "Generator output activation: " + _names(OUTPUT_ACTIVATIONS)
                          + " (images use tanh).", SHAPE)

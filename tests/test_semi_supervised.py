@@ -146,6 +146,20 @@ def test_gaussian_noise_has_its_sigma_in_training_and_is_off_in_inference():
   assert np.array_equal(np.asarray(noise.apply({}, x, False)), np.asarray(x))
 
 
+@pytest.mark.parametrize("sigma", [0.6, 1.0])
+def test_ds_input_noise_has_the_flags_sigma(sigma):
+  """--d_input_noise: the std of what D's first layer reads, for an all-zero input in training (0.6: the default)."""
+  cfg = Config(dataset="mnist5k", model="improved_gan", g_hidden=(8,), d_hidden=(8,), labeled_examples=100,
+               **({} if sigma == 0.6 else {"d_input_noise": sigma}))
+  d = build_nets(cfg, (32, 32, 1), None, 10).discriminator
+  x = jnp.zeros((100, 32, 32, 1))
+  variables = d.init(jax.random.PRNGKey(0), x, None, train=False)
+  _, seen = d.apply(variables, x, None, train=True, rngs={"dropout": jax.random.PRNGKey(1)},
+                    capture_intermediates=lambda module, _: isinstance(module, GaussianNoise), mutable=["intermediates"])
+  first = seen["intermediates"]["GaussianNoise_0"]["__call__"][0]
+  assert first.shape == (100, 1024) and abs(float(jnp.std(first)) - sigma) < 0.01
+
+
 def test_improved_gan_nets_have_the_papers_layers():
   """D: 5 weight-normalised hidden layers (1000, 500, 250, 250, 250) and a 10-unit head; noise in training
   only; features = the last hidden layer (250); G: batch norm without a scale, output in [-1, 1]."""

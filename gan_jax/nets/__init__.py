@@ -66,7 +66,8 @@ MODELS.register(ModelSpec(
 MODELS.register(ModelSpec(
     "improved_gan", "gan_jax.nets.improved_gan:build", "the MNIST MLPs of Salimans et al. 2016 (G: batch norm, "
     "softplus; D: Gaussian noise, weight normalisation with a data-dependent init; --g_hidden=500,500 "
-    "--d_hidden=1000,500,250,250,250)", convolutional=False, data=(IMAGE,), options=("g_hidden", "d_hidden"),
+    "--d_hidden=1000,500,250,250,250)", convolutional=False, data=(IMAGE,),
+    options=("g_hidden", "d_hidden", "d_input_noise"),
     refuses=("virtual_batch_norm",), init_rows=500))
 
 

@@ -3,7 +3,7 @@ openai/improved-gan's `mnist_svhn_cifar10/train_mnist_feature_matching.py` and `
 
 G: z -> [Dense(w), batch norm without scale, softplus] per --g_hidden (500, 500) -> a weight-normalised
    Dense (trainable scale, Glorot-uniform direction) -> tanh.
-D: x flattened -> Gaussian noise (sigma INPUT_NOISE) -> [weight-normalised Dense(w), ReLU, Gaussian noise
+D: x flattened -> Gaussian noise (sigma --d_input_noise, 0.6) -> [weight-normalised Dense(w), ReLU, Gaussian noise
    (sigma HIDDEN_NOISE)] per --d_hidden (1000, 500, 250, 250, 250) -> the head, a weight-normalised Dense
    with a trainable scale (K class logits under --labeled_examples, `layers.DiscriminatorHead`). Every
    hidden layer's scale is fixed at its data-dependent init (improved-gan trains only the head's); the
@@ -25,7 +25,7 @@ import numpy as np
 from gan_jax.nets.layers import (BN_MOMENTUM, DiscriminatorHead, DiscriminatorOptions, GaussianNoise, WeightNormDense,
                                  compute_dtype, concat_labels, generator_input, to_float32)
 
-INPUT_NOISE = 0.6   # improved-gan: 0.3 on pixels in [0, 1]
+INPUT_NOISE = 0.6   # improved-gan: 0.3 on pixels in [0, 1] (--d_input_noise's default)
 HIDDEN_NOISE = 0.5
 INIT_ROWS = 500     # improved-gan: init_param(trainx[:500])
 BN_EPSILON = 1e-6   # improved-gan's BatchNormLayer
@@ -55,13 +55,14 @@ class ImprovedGANGenerator(nn.Module):
 class ImprovedGANDiscriminator(DiscriminatorOptions):
   """x [B, ...] (+ labels [B]) -> logits [B]; `features=True`: (logits, last hidden [B, F], class logits)."""
   hidden: Sequence[int] = (1000, 500, 250, 250, 250)
+  input_noise: float = INPUT_NOISE
 
   @nn.compact
   def __call__(self, x, labels=None, train: bool = True, features: bool = False):
     h = x.reshape(x.shape[0], -1)
     if self.conditioning == "concat":
       h = concat_labels(h, labels, self.num_classes)
-    h = GaussianNoise(INPUT_NOISE)(h, train)
+    h = GaussianNoise(self.input_noise)(h, train)
     for i, width in enumerate(self.hidden):
       h = nn.relu(self.layer(WeightNormDense(width, train_scale=False, dtype=self.dtype), train)(h))
       if i < len(self.hidden) - 1:
@@ -75,12 +76,12 @@ class ImprovedGANDiscriminator(DiscriminatorOptions):
     return (logits, last, class_logits) if features else logits
 
 
-def build(opts, g_hidden, d_hidden):
+def build(opts, g_hidden, d_hidden, d_input_noise=INPUT_NOISE):
   """(ImprovedGANGenerator, ImprovedGANDiscriminator) for `opts` (gan_jax.nets.NetOptions)."""
   dtype = compute_dtype(opts.compute_dtype)
   return (ImprovedGANGenerator(hidden=tuple(g_hidden), out_shape=opts.data_shape, num_classes=opts.num_classes,
                                bn_axis_name=opts.bn_axis_name, dtype=dtype),
-          ImprovedGANDiscriminator(hidden=tuple(d_hidden), spectral_norm=opts.spectral_norm,
+          ImprovedGANDiscriminator(hidden=tuple(d_hidden), input_noise=d_input_noise, spectral_norm=opts.spectral_norm,
                                    conditioning=opts.conditioning, num_classes=opts.num_classes,
                                    minibatch_kernels=opts.minibatch_discrimination,
                                    semi_supervised_classes=opts.semi_supervised_classes, dtype=dtype))
