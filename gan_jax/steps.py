@@ -281,10 +281,12 @@ def _g_updates(ctx: StepContext, state: GANState, real, first=None):
 SHIFT_SALT = 0x5F7
 
 
-def ramped_shifts(key, local_batch: int, max_shift: int, shifted_share, axis_name: Optional[str] = None):
+def ramped_shifts(key, local_batch: int, max_shift: int, shifted_share=None, axis_name: Optional[str] = None):
   """`sample_shifts` with each row kept with probability `shifted_share` (a scalar in [0, 1]) and zeroed
-  otherwise: int32 [local_batch, 2], this device's rows of one global draw (--shift_ramp)."""
+  otherwise: int32 [local_batch, 2], this device's rows of one global draw (--shift_ramp); None: every row kept."""
   shifts = sample_shifts(key, local_batch, max_shift, axis_name)
+  if shifted_share is None:
+    return shifts
   kept = _local_rows(lambda n: jax.random.bernoulli(jax.random.fold_in(key, 1), shifted_share, (n, 1)), local_batch,
                      axis_name)
   return jnp.where(kept, shifts, 0)
@@ -299,10 +301,9 @@ def shifted_reals(batches, key, max_shift: int, axis_name=None, shifted_share=No
   out = dict(batches)
   for i, name in enumerate(sorted(n for n in batches if n.startswith("x"))):
     x, leaf_key = batches[name], jax.random.fold_in(key, i)
-    draw = lambda k: (sample_shifts(k, x.shape[1], max_shift, axis_name) if shifted_share is None  # noqa: E731
-                      else ramped_shifts(k, x.shape[1], max_shift, shifted_share, axis_name))
-    out[name] = jnp.stack([augment.translation(x[j], draw(jax.random.fold_in(leaf_key, j)), fill=augment.BLACK)
-                           for j in range(x.shape[0])])
+    out[name] = jnp.stack([
+        augment.translation(x[j], ramped_shifts(jax.random.fold_in(leaf_key, j), x.shape[1], max_shift, shifted_share,
+                                                axis_name), fill=augment.BLACK) for j in range(x.shape[0])])
   return out
 
 
