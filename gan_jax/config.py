@@ -156,6 +156,12 @@ class Config:
   shift_ramp: int = _field(0, "With --shift_reals: over the first R iterations each real image is shifted with "
                            "probability (t + 1) / R (left in place otherwise), every image from R on; 0: every "
                            "image from the start.", TRAJECTORY)
+  instance_noise: float = _field(0.0, "Instance noise (Sonderby et al. 2017; Arjovsky & Bottou 2017): every image D "
+                                 "judges in training, real, fake or labelled, gets Gaussian noise of this std added, "
+                                 "in both players' updates; 0: off.", TRAJECTORY)
+  instance_noise_steps: int = _field(0, "With --instance_noise: its std falls linearly to 0 over the first T "
+                                     "iterations (sigma_0 (1 - t / T)), 0 after; 0: the same std throughout.",
+                                     TRAJECTORY)
   shift_fakes: bool = _field(False, "With --shift_reals: G's fakes shifted by the same law before D judges them, in "
                              "both players' updates (G then learns the unshifted digits).", TRAJECTORY)
   feature_matching: bool = _field(False, "Feature-matching generator loss ||E f(x) - E f(G(z))||^2 on D's "

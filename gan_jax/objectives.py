@@ -15,7 +15,9 @@ the fakes and applies the updates; this module says what each player minimises.
         + historical_averaging * ||theta_G - mean theta_G||^2  (its gradient: `historical_average`)
 
 D takes samples as G makes them (PacGAN packing happens inside D); the input-gradient penalties
-differentiate D at its own (packed) inputs.
+differentiate D at its own (packed) inputs. Instance noise (--instance_noise; Sonderby et al. 2017, arXiv:1610.04490;
+Arjovsky & Bottou 2017): every image D judges in training, real, fake or labelled, gets x + sigma_t * N(0, I),
+sigma_t = sigma_0 max(0, 1 - t / T) at iteration t (`at_iteration`), so the players' distributions overlap early on.
 """
 import dataclasses
 from typing import Optional
@@ -42,15 +44,36 @@ class Objective:
   semi_supervised: bool = False  # D a K+1-class classifier with a labelled batch beside the GAN game
   unlabeled_weight: float = 1.0
   shift_fakes: int = 0  # G's fakes shifted by up to this many pixels before D judges them (0: off)
+  instance_noise: float = 0.0  # sigma_0 of the instance noise (0: off)
+  instance_noise_steps: int = 0  # T: iterations over which sigma falls linearly to 0 (0: sigma_0 throughout)
+  noise_std: Optional[jax.Array] = None  # sigma_t of this iteration (`at_iteration`); None: no noise
 
 
 AUGMENT_SALT = 0x0A06  # folded into a pass's key for its augmentation parameters (off: no key changes)
+NOISE_SALT = 0x0A07  # folded into a pass's key for its instance noise (off: no key changes)
 LABELED_SALT = 0x1AB  # folded into the real pass's key for the labelled batch's pass (semi-supervised only)
 
 
+def at_iteration(obj: Objective, step) -> Objective:
+  """`obj` at iteration `step` (traced): noise_std = sigma_0 max(0, 1 - step / T) (sigma_0 with T = 0), or
+  `obj` itself without instance noise."""
+  if not obj.instance_noise:
+    return obj
+  decay = jnp.maximum(0.0, 1.0 - step / obj.instance_noise_steps) if obj.instance_noise_steps else 1.0
+  return dataclasses.replace(obj, noise_std=obj.instance_noise * jnp.asarray(decay, jnp.float32))
+
+
 def augmented(obj: Objective, x, key):
-  """x as D sees it: DiffAugment of `obj.augment` with parameters drawn from `key` (x itself when off)."""
-  return augment.diff_augment(x, jax.random.fold_in(key, AUGMENT_SALT), obj.augment) if obj.augment else x
+  """x as D sees it: DiffAugment of `obj.augment` with parameters drawn from `key`, then the instance noise
+  x + noise_std * N(0, I) drawn from `key` (x itself when both are off)."""
+  if obj.augment:
+    x = augment.diff_augment(x, jax.random.fold_in(key, AUGMENT_SALT), obj.augment)
+  return x if obj.noise_std is None else instance_noise(x, obj.noise_std, jax.random.fold_in(key, NOISE_SALT))
+
+
+def instance_noise(x, std, key):
+  """x + std * eps, eps ~ N(0, I) of x's shape drawn from `key` (in float32, returned in x's dtype)."""
+  return (x + std * jax.random.normal(key, x.shape, jnp.float32)).astype(x.dtype)
 
 
 def shifted_fakes(x, shift):
@@ -66,6 +89,7 @@ def objective_from_config(cfg) -> Objective:
       gp_weight=cfg.gp_weight, r1_weight=cfg.r1_weight, historical_averaging=cfg.historical_averaging,
       feature_matching=cfg.feature_matching, semi_supervised=cfg.labeled_examples > 0,
       unlabeled_weight=cfg.unlabeled_weight, shift_fakes=cfg.shift_reals if cfg.shift_fakes else 0,
+      instance_noise=cfg.instance_noise, instance_noise_steps=cfg.instance_noise_steps,
       augment=tuple(p for p in augment.POLICIES if p in cfg.diffaugment.split(",")) if cfg.diffaugment else ())
 
 
@@ -166,9 +190,10 @@ def generator_objective(obj: Objective, discriminator, d_params, d_collections, 
   return g_loss, fake_logits
 
 
-def real_features(discriminator, d_params, d_collections, x_real, y_real, key):
-  """D's last hidden features of the reals, held fixed (feature matching's target)."""
-  (_, features, _), _ = discriminate(discriminator, d_params, d_collections, x_real, y_real, key)
+def real_features(obj: Objective, discriminator, d_params, d_collections, x_real, y_real, key):
+  """D's last hidden features of the reals as D sees them (`augmented`), held fixed (feature matching's target)."""
+  (_, features, _), _ = discriminate(discriminator, d_params, d_collections, augmented(obj, x_real, key), y_real,
+                                     key)
   return lax.stop_gradient(features)
 
 

@@ -138,7 +138,8 @@ def d_update(ctx: StepContext, state: GANState, real, fake, key, labeled=None):
   pass_keys = jax.random.split(key, 3)
   keys = tuple(_device_key(k, ctx.axis_name) for k in pass_keys)
   labels = real[1] if ctx.nets.num_classes else None
-  loss_fn = functools.partial(objectives.discriminator_objective, ctx.objective, ctx.nets.discriminator)
+  loss_fn = functools.partial(objectives.discriminator_objective, objectives.at_iteration(ctx.objective, state.step),
+                              ctx.nets.discriminator)
   (d_loss, (cols, real_logits, fake_logits, terms)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
       state.d_params, state.d_collections, state.d_param_avg, (real[0], labels), fake, keys, labeled,
       fake_shifts(ctx, pass_keys[1], fake[0].shape[0]))
@@ -197,7 +198,7 @@ def generator_forward(ctx: StepContext, state: GANState, g_update: int = 0) -> G
 def _generator_loss_fn(ctx: StepContext, state: GANState, fwd: GeneratorForward, batch):
   """(x, labels, real features, key) -> (L_G, fake logits): against D's current weights, or with
   --unroll_steps against the D that K simulated updates on (x, labels) and `batch` make."""
-  obj, D = ctx.objective, ctx.nets.discriminator
+  obj, D = objectives.at_iteration(ctx.objective, state.step), ctx.nets.discriminator
   if not ctx.unroll_steps:
     return functools.partial(objectives.generator_objective, obj, D, state.d_params, state.d_collections,
                              axis_name=ctx.axis_name, fake_shift=fake_shifts(ctx, fwd.dropout_key, fwd.x.shape[0]))
@@ -220,12 +221,12 @@ def generator_reals(batch):
 
 def g_gradients(ctx: StepContext, state: GANState, fwd: GeneratorForward, batch=None):
   """(dL_G / d g_params, metrics): dL/dx through D (at its current weights, or unrolled), then back through G."""
-  obj, D, axis = ctx.objective, ctx.nets.discriminator, ctx.axis_name
+  obj, D, axis = objectives.at_iteration(ctx.objective, state.step), ctx.nets.discriminator, ctx.axis_name
   real = None
   if (obj.feature_matching or ctx.unroll_steps) and batch is None:
     raise ValueError("feature matching and unrolling need the real batch: g_step(state, batch)")
   if obj.feature_matching:
-    real = objectives.real_features(D, state.d_params, state.d_collections, generator_reals(batch),
+    real = objectives.real_features(obj, D, state.d_params, state.d_collections, generator_reals(batch),
                                     batch.get("label") if ctx.nets.num_classes else None,
                                     _device_key(jax.random.fold_in(fwd.dropout_key, 1), axis))
   loss_fn = _generator_loss_fn(ctx, state, fwd, batch)

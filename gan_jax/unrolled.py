@@ -29,7 +29,8 @@ def simulated_discriminator(ctx, state, fake, real, key, pmean):
   fake: (x [B, ...], labels or None), differentiable: theta_D^K is a function of x. real: (x, labels).
   pmean: the device average of a gradient tree (identity on one device).
   """
-  loss_fn = functools.partial(objectives.discriminator_objective, ctx.objective, ctx.nets.discriminator)
+  loss_fn = functools.partial(objectives.discriminator_objective, objectives.at_iteration(ctx.objective, state.step),
+                              ctx.nets.discriminator)
   d_params, opt_state, cols = state.d_params, state.d_opt_state, state.d_collections
   for k in range(ctx.unroll_steps):
     keys = tuple(jax.random.split(jax.random.fold_in(key, k), 3))

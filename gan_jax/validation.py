@@ -64,6 +64,10 @@ def _check_names(cfg: Config):
           f"a shift of 0 (off) to a quarter of the image side ({cfg.resolution // 4} px at --resolution={cfg.resolution})")
   require(not cfg.shift_fakes or cfg.shift_reals > 0, "shift_fakes", cfg.shift_fakes,
           "shifts the fakes as --shift_reals shifts the reals: set --shift_reals=N (N >= 1)")
+  require(cfg.instance_noise_steps >= 0, "instance_noise_steps", cfg.instance_noise_steps,
+          "must be >= 0 (0: the same std throughout)")
+  require(not cfg.instance_noise_steps or cfg.instance_noise > 0, "instance_noise_steps", cfg.instance_noise_steps,
+          "anneals the instance noise: set --instance_noise=STD")
   require(cfg.shift_ramp >= 0, "shift_ramp", cfg.shift_ramp, "must be >= 0 (0: every real shifted from the start)")
   require(not cfg.shift_ramp or cfg.shift_reals > 0, "shift_ramp", cfg.shift_ramp,
           "ramps up the shifts of --shift_reals: set --shift_reals=N (N >= 1)")
@@ -127,7 +131,7 @@ def _check_numbers(cfg: Config):
     require(name != "acgan_weight" or cfg.conditioning == "acgan", "sweep", cfg.sweep,
             "acgan_weight weighs the AC-GAN terms: needs --conditioning=acgan")
   require(cfg.num_devices >= 0, "num_devices", cfg.num_devices, "must be 0 (all) or positive")
-  for flag in ("d_input_noise", "gp_weight", "r1_weight", "weight_clip", "historical_averaging", "acgan_weight",
+  for flag in ("d_input_noise", "instance_noise", "gp_weight", "r1_weight", "weight_clip", "historical_averaging", "acgan_weight",
                "virtual_batch_norm", "minibatch_discrimination"):
     require(getattr(cfg, flag) >= 0, flag, getattr(cfg, flag), "must be >= 0 (0 turns it off)")
   for flag in ("label_smoothing", "d_dropout", "ema_decay", "d_ema_decay", "beta1", "adam_eps_root_g",
