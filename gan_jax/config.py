@@ -159,9 +159,11 @@ class Config:
   instance_noise: float = _field(0.0, "Instance noise (Sonderby et al. 2017; Arjovsky & Bottou 2017): every image D "
                                  "judges in training, real, fake or labelled, gets Gaussian noise of this std added, "
                                  "in both players' updates; 0: off.", TRAJECTORY)
-  instance_noise_steps: int = _field(0, "With --instance_noise: its std falls linearly to 0 over the first T "
-                                     "iterations (sigma_0 (1 - t / T)), 0 after; 0: the same std throughout.",
-                                     TRAJECTORY)
+  instance_noise_steps: int = _field(0, "With --instance_noise: the iteration T by which its std has fallen "
+                                     "linearly to 0 (from --instance_noise_hold on), 0 after; 0: the same std "
+                                     "throughout.", TRAJECTORY)
+  instance_noise_hold: int = _field(0, "With --instance_noise_steps=T: the std is held at --instance_noise for "
+                                    "the first S < T iterations, then falls linearly to 0 at T.", TRAJECTORY)
   shift_fakes: bool = _field(False, "With --shift_reals: G's fakes shifted by the same law before D judges them, in "
                              "both players' updates (G then learns the unshifted digits).", TRAJECTORY)
   feature_matching: bool = _field(False, "Feature-matching generator loss ||E f(x) - E f(G(z))||^2 on D's "

@@ -17,7 +17,8 @@ the fakes and applies the updates; this module says what each player minimises.
 D takes samples as G makes them (PacGAN packing happens inside D); the input-gradient penalties
 differentiate D at its own (packed) inputs. Instance noise (--instance_noise; Sonderby et al. 2017, arXiv:1610.04490;
 Arjovsky & Bottou 2017): every image D judges in training, real, fake or labelled, gets x + sigma_t * N(0, I),
-sigma_t = sigma_0 max(0, 1 - t / T) at iteration t (`at_iteration`), so the players' distributions overlap early on.
+sigma_t = sigma_0 clip((T - t) / (T - S), 0, 1) at iteration t (`at_iteration`; sigma_0 for the first S
+iterations, then falling linearly to 0 at T), so the players' distributions overlap early on.
 """
 import dataclasses
 from typing import Optional
@@ -45,7 +46,8 @@ class Objective:
   unlabeled_weight: float = 1.0
   shift_fakes: int = 0  # G's fakes shifted by up to this many pixels before D judges them (0: off)
   instance_noise: float = 0.0  # sigma_0 of the instance noise (0: off)
-  instance_noise_steps: int = 0  # T: iterations over which sigma falls linearly to 0 (0: sigma_0 throughout)
+  instance_noise_steps: int = 0  # T: the iteration at which sigma reaches 0 (0: sigma_0 throughout)
+  instance_noise_hold: int = 0  # S < T: the iterations sigma_0 is held before it falls
   noise_std: Optional[jax.Array] = None  # sigma_t of this iteration (`at_iteration`); None: no noise
 
 
@@ -55,11 +57,12 @@ LABELED_SALT = 0x1AB  # folded into the real pass's key for the labelled batch's
 
 
 def at_iteration(obj: Objective, step) -> Objective:
-  """`obj` at iteration `step` (traced): noise_std = sigma_0 max(0, 1 - step / T) (sigma_0 with T = 0), or
-  `obj` itself without instance noise."""
+  """`obj` at iteration `step` (traced): noise_std = sigma_0 clip((T - step) / (T - S), 0, 1) (sigma_0 with
+  T = 0), or `obj` itself without instance noise."""
   if not obj.instance_noise:
     return obj
-  decay = jnp.maximum(0.0, 1.0 - step / obj.instance_noise_steps) if obj.instance_noise_steps else 1.0
+  end, hold = obj.instance_noise_steps, obj.instance_noise_hold
+  decay = jnp.clip((end - step) / (end - hold), 0.0, 1.0) if end else 1.0
   return dataclasses.replace(obj, noise_std=obj.instance_noise * jnp.asarray(decay, jnp.float32))
 
 
@@ -90,6 +93,7 @@ def objective_from_config(cfg) -> Objective:
       feature_matching=cfg.feature_matching, semi_supervised=cfg.labeled_examples > 0,
       unlabeled_weight=cfg.unlabeled_weight, shift_fakes=cfg.shift_reals if cfg.shift_fakes else 0,
       instance_noise=cfg.instance_noise, instance_noise_steps=cfg.instance_noise_steps,
+      instance_noise_hold=cfg.instance_noise_hold,
       augment=tuple(p for p in augment.POLICIES if p in cfg.diffaugment.split(",")) if cfg.diffaugment else ())
 
 

@@ -68,6 +68,9 @@ def _check_names(cfg: Config):
           "must be >= 0 (0: the same std throughout)")
   require(not cfg.instance_noise_steps or cfg.instance_noise > 0, "instance_noise_steps", cfg.instance_noise_steps,
           "anneals the instance noise: set --instance_noise=STD")
+  require(0 <= cfg.instance_noise_hold < max(cfg.instance_noise_steps, 1), "instance_noise_hold",
+          cfg.instance_noise_hold, "holds the instance noise before it falls to 0 at --instance_noise_steps=T: "
+          "0 <= S < T")
   require(cfg.shift_ramp >= 0, "shift_ramp", cfg.shift_ramp, "must be >= 0 (0: every real shifted from the start)")
   require(not cfg.shift_ramp or cfg.shift_reals > 0, "shift_ramp", cfg.shift_ramp,
           "ramps up the shifts of --shift_reals: set --shift_reals=N (N >= 1)")

@@ -13,17 +13,17 @@ from tests.test_checkpoint import assert_same_state
 from tests.test_semi_supervised import ssl_config
 
 
-def _objective(sigma, steps=0):
+def _objective(sigma, steps=0, hold=0):
   return dataclasses.replace(objectives.objective_from_config(config_lib.Config()), instance_noise=sigma,
-                             instance_noise_steps=steps)
+                             instance_noise_steps=steps, instance_noise_hold=hold)
 
 
-@pytest.mark.parametrize("steps", [0, 8])
-def test_the_std_falls_linearly_to_zero_over_the_anneal_and_stays_there(steps):
+@pytest.mark.parametrize("steps,hold", [(0, 0), (8, 0), (8, 4)])
+def test_the_std_is_held_then_falls_linearly_to_zero_and_stays_there(steps, hold):
   sigma = 0.8
-  for t in (0, 1, 2, 4, 6, 8, 9, 100):
-    want = sigma * max(0.0, 1.0 - t / steps) if steps else sigma
-    got = objectives.at_iteration(_objective(sigma, steps), jnp.asarray(t)).noise_std
+  for t in (0, 1, 2, 4, 5, 6, 8, 9, 100):
+    want = sigma * min(1.0, max(0.0, (steps - t) / (steps - hold))) if steps else sigma
+    got = objectives.at_iteration(_objective(sigma, steps, hold), jnp.asarray(t)).noise_std
     assert abs(float(got) - want) < 1e-6, (t, float(got), want)
   off = _objective(0.0)
   assert objectives.at_iteration(off, 3) is off and off.noise_std is None
@@ -82,7 +82,10 @@ def test_off_never_adds_noise_and_on_resumes_exactly(tmp_path, monkeypatch):
 @pytest.mark.parametrize("overrides,message", [
     (dict(instance_noise=-0.1), r"--instance_noise=-0.1: must be >= 0"),
     (dict(instance_noise_steps=-1, instance_noise=0.5), r"--instance_noise_steps=-1: must be >= 0"),
-    (dict(instance_noise_steps=100), r"--instance_noise_steps=100: anneals the instance noise: set --instance_noise")])
+    (dict(instance_noise_steps=100), r"--instance_noise_steps=100: anneals the instance noise: set --instance_noise"),
+    (dict(instance_noise=0.5, instance_noise_steps=100, instance_noise_hold=100), r"--instance_noise_hold=100: .* S < T"),
+    (dict(instance_noise=0.5, instance_noise_hold=10), r"--instance_noise_hold=10: holds"),
+    (dict(instance_noise=0.5, instance_noise_steps=100, instance_noise_hold=-1), r"--instance_noise_hold=-1: ")])
 def test_bad_instance_noise_is_refused(tmp_path, overrides, message):
   with pytest.raises(ConfigError, match=message):
     config_lib.validate(ssl_config(tmp_path, **overrides))
