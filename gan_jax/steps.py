@@ -195,10 +195,10 @@ def generator_forward(ctx: StepContext, state: GANState, g_update: int = 0) -> G
   return GeneratorForward(x_fake, y_fake, g_vjp, g_cols, keys.g_dropout)
 
 
-def _generator_loss_fn(ctx: StepContext, state: GANState, fwd: GeneratorForward, batch):
-  """(x, labels, real features, key) -> (L_G, fake logits): against D's current weights, or with
-  --unroll_steps against the D that K simulated updates on (x, labels) and `batch` make."""
-  obj, D = objectives.at_iteration(ctx.objective, state.step), ctx.nets.discriminator
+def _generator_loss_fn(ctx: StepContext, obj: objectives.Objective, state: GANState, fwd: GeneratorForward, batch):
+  """(x, labels, real features, key) -> (L_G, fake logits) of `obj` (the iteration's objective): against D's
+  current weights, or with --unroll_steps against the D that K simulated updates on (x, labels) and `batch` make."""
+  D = ctx.nets.discriminator
   if not ctx.unroll_steps:
     return functools.partial(objectives.generator_objective, obj, D, state.d_params, state.d_collections,
                              axis_name=ctx.axis_name, fake_shift=fake_shifts(ctx, fwd.dropout_key, fwd.x.shape[0]))
@@ -229,7 +229,7 @@ def g_gradients(ctx: StepContext, state: GANState, fwd: GeneratorForward, batch=
     real = objectives.real_features(obj, D, state.d_params, state.d_collections, generator_reals(batch),
                                     batch.get("label") if ctx.nets.num_classes else None,
                                     _device_key(jax.random.fold_in(fwd.dropout_key, 1), axis))
-  loss_fn = _generator_loss_fn(ctx, state, fwd, batch)
+  loss_fn = _generator_loss_fn(ctx, obj, state, fwd, batch)
   (g_loss, fake_logits), dx = jax.value_and_grad(loss_fn, has_aux=True)(
       fwd.x, fwd.labels, real, _device_key(fwd.dropout_key, axis))
   grads = fwd.vjp(dx)[0]

@@ -1,5 +1,6 @@
 """--instance_noise (objectives.at_iteration, objectives.augmented): Gaussian noise of std
-sigma_t = sigma_0 max(0, 1 - t / T) on every image D judges in training, in both players' updates."""
+sigma_t = sigma_0 clip((T - t) / (T - S), 0, 1) (--instance_noise_steps T, --instance_noise_hold S) on every
+image D judges in training, in both players' updates."""
 import dataclasses
 
 import jax
@@ -83,7 +84,8 @@ def test_off_never_adds_noise_and_on_resumes_exactly(tmp_path, monkeypatch):
     (dict(instance_noise=-0.1), r"--instance_noise=-0.1: must be >= 0"),
     (dict(instance_noise_steps=-1, instance_noise=0.5), r"--instance_noise_steps=-1: must be >= 0"),
     (dict(instance_noise_steps=100), r"--instance_noise_steps=100: anneals the instance noise: set --instance_noise"),
-    (dict(instance_noise=0.5, instance_noise_steps=100, instance_noise_hold=100), r"--instance_noise_hold=100: .* S < T"),
+    (dict(instance_noise=0.5, instance_noise_steps=100, instance_noise_hold=100),
+     r"--instance_noise_hold=100: .* S < T"),
     (dict(instance_noise=0.5, instance_noise_hold=10), r"--instance_noise_hold=10: holds"),
     (dict(instance_noise=0.5, instance_noise_steps=100, instance_noise_hold=-1), r"--instance_noise_hold=-1: ")])
 def test_bad_instance_noise_is_refused(tmp_path, overrides, message):
