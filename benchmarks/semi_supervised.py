@@ -4,18 +4,22 @@
       [--output=benchmarks/results/semi_supervised.md]
 
 Each row is `experiments/run.py --flagfile=semi_supervised.flags <its flags> --seed=S` for seeds 0 .. N-1
-(the row's own count unless --seeds), in a workdir of its own under --root; a finished run is not run
-again (run_once.py), so the table grows a few rows at a time, and it holds every finished row under
---root. Rows: `gan<N>`, the K+1-class D with N labels (10 per class) beside the GAN game on all 4,000
-training digits; `supervised<N>`, the same D, optimiser, steps and seeds with --unlabeled_weight=0 (a
-plain classifier of the same N labels, with the same noise layers and weight normalisation); `all_labels`,
-that classifier on all 4,000 labels (the full-label ceiling). The number is the final checkpoint's errors
-on the 1,000 held-out digits (never trained on; no checkpoint is chosen by them). The published row is
-Salimans et al.'s (errors of 10,000 test digits, with all 60,000 training digits unlabelled).
-Runs go one at a time (each uses both cores), so the wall times are those of quiet runs.
+(the row's own count unless --seeds), in a workdir of its own under --root. A finished run's figures are
+kept in benchmarks/results/semi_supervised_runs.jsonl under a key naming the row, the seed and a digest of
+the flagfile's flags (comments aside), and a kept run is not run again, so the table grows a few rows a
+session, outlives its run directories, and holds every kept run of the flagfile as it stands.
+
+Rows: `gan<N>`, the K+1-class D with N labels (10 per class) beside the GAN game on all 4,000 training
+digits; `supervised<N>`, the same D, optimiser, steps and seeds with --unlabeled_weight=0 (a plain
+classifier of the same N labels, with the same noise layers and weight normalisation); `all_labels`, that
+classifier on all 4,000 labels (the full-label ceiling). The number is the final checkpoint's errors on the
+1,000 held-out digits (never trained on; no checkpoint is chosen by them). The published row is Salimans et
+al.'s (errors of 10,000 test digits, with all 60,000 training digits unlabelled). Runs go one at a time
+(each uses both cores), so the wall times are those of quiet runs; a kept run's note says otherwise.
 """
 import argparse
 import collections
+import hashlib
 import os
 import platform
 import sys
@@ -25,10 +29,13 @@ from gan_jax import xla_cpu
 
 xla_cpu.configure()  # As the entry points do (their run.py subprocesses inherit XLA_FLAGS).
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run_once import run_once  # noqa: E402
+from run_once import keep_run, kept_runs, run_once  # noqa: E402
 import numpy as np  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FLAGFILE = os.path.join(REPO, "experiments", "semi_supervised.flags")
+RUNS = os.path.join(REPO, "benchmarks", "results", "semi_supervised_runs.jsonl")
+FIGURES = ("held_out_errors", "held_out_accuracy", "step", "wall_s")
 LABELS = (20, 50, 100, 200)  # Salimans et al.'s Table 1 columns
 Row = collections.namedtuple("Row", "what labels flags seeds")
 ROWS = {
@@ -49,14 +56,27 @@ ROWS = {
 PUBLISHED = {20: (1677, 452), 50: (221, 136), 100: (93, 6.5), 200: (90, 4.2)}
 
 
-def run_one(name: str, seed: int, root: str, only_finished: bool = False):
-  """One run's final metrics with wall_s (or, with `only_finished`, those of a finished run, else None)."""
+def flags_digest(path: str) -> str:
+  """12 hex digits of sha256 over the flagfile's flag lines (comments and blank lines aside)."""
+  with open(path) as f:
+    flags = [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
+  return hashlib.sha256("\n".join(flags).encode()).hexdigest()[:12]
+
+
+def run_key(name: str, seed: int) -> str:
+  return f"{name}/{flags_digest(FLAGFILE)}/seed{seed}"
+
+
+def run_one(name: str, seed: int, root: str, only_kept: bool = False):
+  """One run's kept figures (FIGURES, date, machine), training it under `root` first if RUNS lacks it (with
+  `only_kept`, the kept figures or None)."""
+  kept = kept_runs(RUNS).get(run_key(name, seed))
+  if kept or only_kept:
+    return kept
   row = ROWS[name]
-  workdir = os.path.join(root, name, f"seed{seed}")
-  if only_finished and not os.path.exists(os.path.join(workdir, "eval", "final_metrics.json")):
-    return None
-  return run_once(["--flagfile=experiments/semi_supervised.flags", *row.flags, f"--seed={seed}"], workdir,
-                  f"{name} seed {seed}")
+  result = run_once(["--flagfile=experiments/semi_supervised.flags", *row.flags, f"--seed={seed}"],
+                    os.path.join(root, name, f"seed{seed}"), f"{name} seed {seed}")
+  return keep_run(RUNS, run_key(name, seed), {k: result[k] for k in FIGURES})
 
 
 def _stat(values, digits: int) -> str:
@@ -68,7 +88,7 @@ def table_row(name: str, results) -> str:
   row = ROWS[name]
   errors = [r["held_out_errors"] for r in results]
   accuracy = [100 * r["held_out_accuracy"] for r in results]
-  walls = ", ".join(f"{r['wall_s']:.0f}" for r in results)
+  walls = ", ".join(f"{r['wall_s']:.0f}" + (f" ({r['note']})" if r.get("note") else "") for r in results)
   return (f"| {row.what} | {row.labels} | {len(results)} | {_stat(errors, 1)} | {_stat(accuracy, 2)} | "
           f"{', '.join(map(str, errors))} | {walls} | ours |")
 
@@ -97,7 +117,7 @@ def main():
   for name in names:
     for seed in range(args.seeds or ROWS[name].seeds):
       run_one(name, seed, args.root)
-  by_row = {n: [r for s in range(10) if (r := run_one(n, s, args.root, True))] for n in ROWS}
+  by_row = {n: [r for s in range(10) if (r := run_one(n, s, args.root, only_kept=True))] for n in ROWS}
   command = "python benchmarks/semi_supervised.py " + " ".join(sys.argv[1:])
   write_table(args.output, [table_row(n, rs) for n, rs in by_row.items() if rs], command)
   print(open(args.output).read())

@@ -147,3 +147,25 @@ def test_main_job_screens_candidates_side_by_side_one_cpu_each(tmp_path, monkeyp
   for seed, row in zip((3, 4), rows):
     fids = _logged_fids(tmp_path, seed)
     assert len(fids) == 2 and f"| {fids[0]:.1f} / {fids[1]:.1f} |" in row
+
+
+def test_semi_supervised_table_keeps_each_run_under_its_flagfiles_flags(tmp_path, monkeypatch):
+  from benchmarks import semi_supervised as table
+  flagfile, root = tmp_path / "semi_supervised.flags", str(tmp_path / "runs")
+  flagfile.write_text("# a comment\n--labeled_examples=100\n")
+  monkeypatch.setattr(table, "FLAGFILE", str(flagfile))
+  monkeypatch.setattr(table, "RUNS", str(tmp_path / "kept.jsonl"))
+  trained = []
+  final = {"held_out_errors": 31, "held_out_accuracy": 0.969, "step": 17000, "wall_s": 500.0, "held_out_examples": 1000}
+  monkeypatch.setattr(table, "run_once", lambda flags, workdir, label: trained.append(workdir) or final)
+  first = table.run_one("gan100", 0, root)
+  assert trained == [os.path.join(root, "gan100", "seed0")] and first["held_out_errors"] == 31
+  assert set(table.FIGURES) <= set(first) and "held_out_examples" not in first
+  assert table.run_one("gan100", 0, root) == first and len(trained) == 1  # kept: not trained again
+  assert table.run_one("gan100", 1, root, only_kept=True) is None and len(trained) == 1
+  flagfile.write_text("# another comment\n\n--labeled_examples=100\n")
+  assert table.run_one("gan100", 0, root) == first and len(trained) == 1  # comments do not change the key
+  flagfile.write_text("--labeled_examples=100\n--train_steps=5\n")
+  assert table.run_one("gan100", 0, root, only_kept=True) is None  # other flags: other runs
+  table.run_one("gan100", 0, root)
+  assert len(trained) == 2 and len(table.kept_runs(table.RUNS)) == 2
