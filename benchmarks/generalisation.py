@@ -61,6 +61,10 @@ CANDIDATES = {
     "w64_d16_mbd": ["--width=64", "--minibatch_discrimination=50"],
     # DiffAugment (translation, cutout) at G 64 wide (it lost at the old widths: diffaug_tc, d_width16_20k_diffaug_tc).
     "w64_d16_diffaug_tc": ["--width=64", "--diffaugment=translation,cutout"],
+    # Instance noise (Sonderby et al. 2017) on every image D judges, its std falling linearly to 0 at the last
+    # step: D cannot single out the 4,000 training digits' exact pixels while it is on.
+    "w64_d16_inoise01": ["--width=64", "--instance_noise=0.1", "--instance_noise_steps=12000"],
+    "w64_d16_inoise02": ["--width=64", "--instance_noise=0.2", "--instance_noise_steps=12000"],
 }
 # (table column, evaluation column index or label prefix, row key)
 CELLS = (("FID 2,500 vs train", "generated 2,500 vs train", "fid"),
