@@ -46,12 +46,22 @@ def kept_runs(path: str) -> dict:
     return {r["key"]: r for r in map(json.loads, filter(str.strip, f))}
 
 
+def cpu_model() -> str:
+  """The CPU's model name (/proc/cpuinfo's first 'model name'; the platform's processor string elsewhere):
+  the VMs a table is grown on change between sessions, and so do their speeds."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      return next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+  except (OSError, StopIteration):
+    return platform.processor() or "unknown CPU"
+
+
 def keep_run(path: str, key: str, figures: dict) -> dict:
   """Appends {key, figures..., date, machine} to `path` unless `key` is there already; the kept record."""
   kept = kept_runs(path)
   if key not in kept:
     kept[key] = {"key": key, **figures, "date": time.strftime("%Y-%m-%d"),
-                 "machine": f"{platform.machine()}, {os.cpu_count()} CPUs"}
+                 "machine": f"{platform.machine()}, {cpu_model()}, {os.cpu_count()} CPUs"}
     with open(path, "a") as f:
       f.write(json.dumps(kept[key]) + "\n")
   return kept[key]

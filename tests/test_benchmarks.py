@@ -161,6 +161,7 @@ def test_semi_supervised_table_keeps_each_run_under_its_flagfiles_flags(tmp_path
   first = table.run_one("gan100", 0, root)
   assert trained == [os.path.join(root, "gan100", "seed0")] and first["held_out_errors"] == 31
   assert set(table.FIGURES) <= set(first) and "held_out_examples" not in first
+  assert sys.modules["run_once"].cpu_model() in first["machine"]  # the VM's CPU, as VMs change between sessions
   assert table.run_one("gan100", 0, root) == first and len(trained) == 1  # kept: not trained again
   assert table.run_one("gan100", 1, root, only_kept=True) is None and len(trained) == 1
   flagfile.write_text("# another comment\n\n--labeled_examples=100\n")
