@@ -4,7 +4,7 @@
       [--output=benchmarks/results/semi_supervised.md]
 
 Each row is `experiments/run.py --flagfile=semi_supervised.flags <its flags> --seed=S` for seeds 0 .. N-1
-(the row's own count unless --seeds), in a workdir of its own under --root. A finished run's figures are
+(the row's own count unless --seeds), in ROOT/DIGEST/ROW/seedS. A finished run's figures are
 kept in benchmarks/results/semi_supervised_runs.jsonl under a key naming the row, the seed and a digest of
 the flagfile's flags (comments aside), and a kept run is not run again, so the table grows a few rows a
 session, outlives its run directories, and holds every kept run of the flagfile as it stands.
@@ -73,9 +73,9 @@ def run_one(name: str, seed: int, root: str, only_kept: bool = False):
   kept = kept_runs(RUNS).get(run_key(name, seed))
   if kept or only_kept:
     return kept
-  row = ROWS[name]
+  row = ROWS[name]  # The workdir names the digest too: a run of an older flagfile is not taken for this one's.
   result = run_once(["--flagfile=experiments/semi_supervised.flags", *row.flags, f"--seed={seed}"],
-                    os.path.join(root, name, f"seed{seed}"), f"{name} seed {seed}")
+                    os.path.join(root, flags_digest(FLAGFILE), name, f"seed{seed}"), f"{name} seed {seed}")
   return keep_run(RUNS, run_key(name, seed), {k: result[k] for k in FIGURES})
 
 

@@ -159,7 +159,8 @@ def test_semi_supervised_table_keeps_each_run_under_its_flagfiles_flags(tmp_path
   final = {"held_out_errors": 31, "held_out_accuracy": 0.969, "step": 17000, "wall_s": 500.0, "held_out_examples": 1000}
   monkeypatch.setattr(table, "run_once", lambda flags, workdir, label: trained.append(workdir) or final)
   first = table.run_one("gan100", 0, root)
-  assert trained == [os.path.join(root, "gan100", "seed0")] and first["held_out_errors"] == 31
+  digest = table.flags_digest(str(flagfile))
+  assert trained == [os.path.join(root, digest, "gan100", "seed0")] and first["held_out_errors"] == 31
   assert set(table.FIGURES) <= set(first) and "held_out_examples" not in first
   assert sys.modules["run_once"].cpu_model() in first["machine"]  # the VM's CPU, as VMs change between sessions
   assert table.run_one("gan100", 0, root) == first and len(trained) == 1  # kept: not trained again
@@ -168,5 +169,5 @@ def test_semi_supervised_table_keeps_each_run_under_its_flagfiles_flags(tmp_path
   assert table.run_one("gan100", 0, root) == first and len(trained) == 1  # comments do not change the key
   flagfile.write_text("--labeled_examples=100\n--train_steps=5\n")
   assert table.run_one("gan100", 0, root, only_kept=True) is None  # other flags: other runs
-  table.run_one("gan100", 0, root)
-  assert len(trained) == 2 and len(table.kept_runs(table.RUNS)) == 2
+  table.run_one("gan100", 0, root)  # in a workdir of its own: an older flagfile's finished run is not reused
+  assert len(trained) == 2 and trained[1] != trained[0] and len(table.kept_runs(table.RUNS)) == 2
