@@ -63,20 +63,18 @@ def flags_digest(path: str) -> str:
   return hashlib.sha256("\n".join(flags).encode()).hexdigest()[:12]
 
 
-def run_key(name: str, seed: int) -> str:
-  return f"{name}/{flags_digest(FLAGFILE)}/seed{seed}"
-
-
 def run_one(name: str, seed: int, root: str, only_kept: bool = False):
   """One run's kept figures (FIGURES, date, machine), training it under `root` first if RUNS lacks it (with
   `only_kept`, the kept figures or None)."""
-  kept = kept_runs(RUNS).get(run_key(name, seed))
+  digest = flags_digest(FLAGFILE)
+  key = f"{name}/{digest}/seed{seed}"
+  kept = kept_runs(RUNS).get(key)
   if kept or only_kept:
     return kept
   row = ROWS[name]  # The workdir names the digest too: a run of an older flagfile is not taken for this one's.
   result = run_once(["--flagfile=experiments/semi_supervised.flags", *row.flags, f"--seed={seed}"],
-                    os.path.join(root, flags_digest(FLAGFILE), name, f"seed{seed}"), f"{name} seed {seed}")
-  return keep_run(RUNS, run_key(name, seed), {k: result[k] for k in FIGURES})
+                    os.path.join(root, digest, name, f"seed{seed}"), f"{name} seed {seed}")
+  return keep_run(RUNS, key, {k: result[k] for k in FIGURES})
 
 
 def _stat(values, digits: int) -> str:
