@@ -65,6 +65,11 @@ CANDIDATES = {
     # step: D cannot single out the 4,000 training digits' exact pixels while it is on.
     "w64_d16_inoise01": ["--width=64", "--instance_noise=0.1", "--instance_noise_steps=12000"],
     "w64_d16_inoise02": ["--width=64", "--instance_noise=0.2", "--instance_noise_steps=12000"],
+    # LeCam regularisation (Tseng et al. 2021), made for GANs on little data: D's real and fake logits pulled
+    # towards the moving averages of the other side's. Their BigGAN's 0.3 is for hinge logits near +-1; ours
+    # reach ~+-1.4 (D(x) 0.8, D(G(z)) 0.2 late in w64_d16_inoise02), so the penalty is ~10x larger per unit.
+    "w64_d16_lecam001": ["--width=64", "--lecam_weight=0.01"],
+    "w64_d16_lecam01": ["--width=64", "--lecam_weight=0.1"],
 }
 # (table column, evaluation column index or label prefix, row key)
 CELLS = (("FID 2,500 vs train", "generated 2,500 vs train", "fid"),

@@ -46,7 +46,8 @@ def _field(default, help_text, resume, **kw):
 
 
 def _on_off_is_shape(saved, current, cfg):
-  """Turning historical averaging (or D's EMA) on or off adds or drops state; reweighing it changes the trajectory."""
+  """Turning historical averaging (or D's EMA, or LeCam's anchors) on or off adds or drops state; reweighing it
+  changes the trajectory."""
   del cfg
   return SHAPE if (saved > 0) != (current > 0) else TRAJECTORY
 
@@ -133,7 +134,8 @@ class Config:
                                  "matching reads reals of its own (improved-gan's second pass); 0: off.", SHAPE)
   unlabeled_weight: float = _field(1.0, "With --labeled_examples: L_D = L_labelled + w L_unlabelled, L_unlabelled = "
                                    "1/2 of --loss's D loss on D's real/fake logit (improved-gan's "
-                                   "--unlabeled_weight); 0: a plain classifier of the labelled examples.", TRAJECTORY)
+                                   "--unlabeled_weight); 0: a plain classifier of the labelled examples (D alone is "
+                                   "trained; no fakes are drawn).", TRAJECTORY)
   # Objective and optimisation.
   loss: str = _field("nonsaturating", _names(LOSS_NAMES) + ".", TRAJECTORY)
   d_steps: int = _field(1, "k: discriminator steps per iteration.", TRAJECTORY)
@@ -175,6 +177,12 @@ class Config:
                               "update (Arjovsky et al. 2017: 0.01); 0: off.", TRAJECTORY)
   gp_weight: float = _field(0.0, "WGAN-GP gradient penalty weight lambda (10 in the paper); 0: off.", TRAJECTORY)
   r1_weight: float = _field(0.0, "R1 penalty weight gamma: adds gamma/2 E||grad D(x_real)||^2; 0: off.", TRAJECTORY)
+  lecam_weight: float = _field(0.0, "LeCam regularisation weight lambda (Tseng et al. 2021; 0.3 for their BigGAN on "
+                               "CIFAR): D's loss gains lambda (E relu(D(x) - alpha_F)^2 + E relu(alpha_R - "
+                               "D(G(z)))^2), alpha the moving averages of D's mean real and fake logits; 0: off.",
+                               _on_off_is_shape)
+  lecam_decay: float = _field(0.99, "The decay of --lecam_weight's moving averages (zero-debiased, as the paper's "
+                              "StyleGAN2 code).", TRAJECTORY)
   batch_size: int = _field(64, "Global batch size (all devices together).", TRAJECTORY)
   train_steps: int = _field(10000, "Iterations to train for (each --d_steps D and --g_steps G steps).", _schedule_length)
   lr_g: float = _field(2e-4, "Generator Adam learning rate.", TRAJECTORY)

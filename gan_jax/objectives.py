@@ -7,6 +7,7 @@ the fakes and applies the updates; this module says what each player minimises.
         + acgan_weight * [CE(C(x), y) + CE(C(G(z)), y_z)]   AC-GAN class term (Odena et al. 2017)
         + gp_weight * E[(||grad D(x_hat)||_2 - 1)^2]        WGAN-GP (Gulrajani et al. 2017)
         + r1_weight / 2 * E[||grad D(x)||_2^2]              R1 (Mescheder et al. 2018)
+        + lecam_weight * [E relu(D(x) - a_F)^2 + E relu(a_R - D(G(z)))^2]   LeCam (Tseng et al. 2021)
         + historical_averaging * ||theta_D - mean theta_D||^2   (Salimans et al. 2016)
   semi-supervised (--labeled_examples; Salimans et al. 2016, sec. 5), D's logit l = logsumexp of its K class
   logits: L_D = CE(C(x_l), y_l) over the labelled batch + unlabeled_weight * 1/2 d_loss(l(x), l(G(z)))
@@ -49,6 +50,10 @@ class Objective:
   instance_noise_steps: int = 0  # T: the iteration at which sigma reaches 0 (0: sigma_0 throughout)
   instance_noise_hold: int = 0  # S < T: the iterations sigma_0 is held before it falls
   noise_std: Optional[jax.Array] = None  # sigma_t of this iteration (`at_iteration`); None: no noise
+  lecam_weight: float = 0.0  # LeCam's lambda (0: off)
+  lecam_decay: float = 0.99  # the decay of its moving averages
+  lecam_ema: Optional[jax.Array] = None  # float32 [2], the moving averages before this D update (`at_update`)
+  lecam_count: Optional[jax.Array] = None  # this D update's number, 1-based (for the debiasing)
 
 
 AUGMENT_SALT = 0x0A06  # folded into a pass's key for its augmentation parameters (off: no key changes)
@@ -64,6 +69,24 @@ def at_iteration(obj: Objective, step) -> Objective:
   end, hold = obj.instance_noise_steps, obj.instance_noise_hold
   decay = jnp.clip((end - step) / (end - hold), 0.0, 1.0) if end else 1.0
   return dataclasses.replace(obj, noise_std=obj.instance_noise * jnp.asarray(decay, jnp.float32))
+
+
+def at_update(obj: Objective, state) -> Objective:
+  """`obj` at D's next update from `state`: `at_iteration(obj, state.step)` with LeCam's moving averages."""
+  obj = at_iteration(obj, state.step)
+  if state.lecam_ema is None:
+    return obj
+  return dataclasses.replace(obj, lecam_ema=state.lecam_ema, lecam_count=state.d_updates + 1)
+
+
+def lecam_term(obj: Objective, real_logits, fake_logits, axis_name=None):
+  """(LeCam's penalty at this update, the moving averages after it): the anchors include this update's batch
+  means (all devices'), as the paper's code has them."""
+  means = lax.stop_gradient(jnp.stack([jnp.mean(real_logits), jnp.mean(fake_logits)]).astype(jnp.float32))
+  if axis_name is not None:
+    means = lax.pmean(means, axis_name)
+  ema, anchors = regularizers.lecam_anchors(obj.lecam_ema, obj.lecam_count, means, obj.lecam_decay)
+  return regularizers.lecam_penalty(real_logits, fake_logits, anchors), ema
 
 
 def augmented(obj: Objective, x, key):
@@ -93,8 +116,16 @@ def objective_from_config(cfg) -> Objective:
       feature_matching=cfg.feature_matching, semi_supervised=cfg.labeled_examples > 0,
       unlabeled_weight=cfg.unlabeled_weight, shift_fakes=cfg.shift_reals if cfg.shift_fakes else 0,
       instance_noise=cfg.instance_noise, instance_noise_steps=cfg.instance_noise_steps,
-      instance_noise_hold=cfg.instance_noise_hold,
+      instance_noise_hold=cfg.instance_noise_hold, lecam_weight=cfg.lecam_weight, lecam_decay=cfg.lecam_decay,
       augment=tuple(p for p in augment.POLICIES if p in cfg.diffaugment.split(",")) if cfg.diffaugment else ())
+
+
+def classifier_only(obj: Objective) -> bool:
+  """True when L_D is the labelled cross-entropy alone: --labeled_examples with --unlabeled_weight=0 and no
+  other term of D's (the plain classifier baseline), so nothing of G's fakes or the unlabelled reals reaches
+  D's gradient."""
+  return (obj.semi_supervised and obj.unlabeled_weight == 0 and obj.acgan_weight is None
+          and not (obj.gp_weight or obj.r1_weight or obj.lecam_weight or obj.historical_averaging))
 
 
 def discriminate(discriminator, params, collections, x, labels, key):
@@ -141,14 +172,16 @@ def labeled_terms(obj: Objective, discriminator, params, collections, labeled, k
 
 
 def discriminator_objective(obj: Objective, discriminator, params, collections, param_avg,
-                            real, fake, keys, labeled=None, fake_shift=None):
-  """L_D at D's weights `params`: (L_D, (collections, real logits, fake logits, {term: value})).
+                            real, fake, keys, labeled=None, fake_shift=None, axis_name=None):
+  """L_D at D's weights `params`: (L_D, (collections, real logits, fake logits, {term: value}, LeCam's moving
+  averages after this update or None)).
 
   real, fake: (x [B, ...], labels [B] or None). The gradient in `params` is D's; the fakes are G's outputs,
   differentiable as they come (an unrolled G differentiates D's update through them, `unrolled.py`).
   keys: (real pass, fake pass, interpolation), each already distinct per device.
   labeled: the semi-supervised objective's labelled batch (x, labels), or None.
   fake_shift: int [B, 2], the fakes' shifts under --shift_fakes, or None.
+  axis_name: the device axis LeCam's batch means are taken over.
   """
   (x_real, y_real), (x_fake, y_fake) = real, fake
   x_real = augmented(obj, x_real, keys[0])  # the penalties see these too
@@ -164,6 +197,10 @@ def discriminator_objective(obj: Objective, discriminator, params, collections, 
   if obj.historical_averaging:
     terms["d_hist_avg"] = regularizers.historical_average_penalty(params, param_avg)
     weights["d_hist_avg"] = obj.historical_averaging
+  lecam_ema = None
+  if obj.lecam_weight:
+    terms["lecam"], lecam_ema = lecam_term(obj, real_logits, fake_logits, axis_name)
+    weights["lecam"] = obj.lecam_weight
   total = obj.loss.d_loss(real_logits, fake_logits, obj.label_smoothing)
   if obj.semi_supervised:
     supervised, cols = labeled_terms(obj, discriminator, params, cols, labeled, keys[0])
@@ -172,7 +209,7 @@ def discriminator_objective(obj: Objective, discriminator, params, collections, 
     total = 0.5 * obj.unlabeled_weight * total
   for name, value in terms.items():
     total = total + weights[name] * value
-  return total, (cols, real_logits, fake_logits, terms)
+  return total, (cols, real_logits, fake_logits, terms, lecam_ema)
 
 
 def generator_objective(obj: Objective, discriminator, d_params, d_collections, x_fake, y_fake,

@@ -1,4 +1,4 @@
-"""Regularizers: penalties on D's input gradient, historical averaging, weight clipping.
+"""Regularizers: penalties on D's input gradient, LeCam, historical averaging, weight clipping.
 
 `critic(x) -> logits [B]` is D as a function of its (packed) input x [B, ...].
 Per-example input gradients come from the gradient of sum_i critic(x)_i, exact when D treats
@@ -23,6 +23,22 @@ def gradient_penalty(critic, x_real, x_fake, key):
 def r1_penalty(critic, x_real):
   """R1 (Mescheder et al. 2018, eq. 9 without gamma/2): E[||grad_x D(x)||^2] on real data."""
   return jnp.mean(_input_gradient_norms(critic, x_real) ** 2)
+
+
+def lecam_penalty(real_logits, fake_logits, anchors):
+  """LeCam regularisation (Tseng et al. 2021, eq. 3, as their code's `lecam_reg`): with anchors (alpha_R, alpha_F),
+  the moving averages of D's mean real and fake logits, E[relu(D(x) - alpha_F)^2] + E[relu(alpha_R - D(G(z)))^2]:
+  D's logits are pulled towards the other player's anchor."""
+  return (jnp.mean(jnp.square(jax.nn.relu(real_logits - anchors[1])))
+          + jnp.mean(jnp.square(jax.nn.relu(anchors[0] - fake_logits))))
+
+
+def lecam_anchors(ema, count, means, decay: float):
+  """(raw EMA, anchors) after the count-th update (1-based): ema <- decay ema + (1 - decay) means, means = [mean
+  real logit, mean fake logit] of this update's batch; anchors = ema / (1 - decay^count), the zero-debiased EMA
+  (the StyleGAN2 code of Tseng et al.: decay 0.99, zero_debias=True), so the first update's are its own means."""
+  ema = decay * ema + (1.0 - decay) * means
+  return ema, ema / (1.0 - jnp.power(jnp.float32(decay), count.astype(jnp.float32)))
 
 
 def historical_average_penalty(params, average):

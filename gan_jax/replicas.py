@@ -180,7 +180,7 @@ class ReplicaRun(launch.Run):
   def _single_init(self, key, d_init_images=None):
     cfg = self.cfg
     return create_state(key, self.nets, self.g_tx, self.d_tx, cfg.historical_averaging > 0,
-                        cfg.ema_statistics == "ema", d_init_images, cfg.d_ema_decay > 0)
+                        cfg.ema_statistics == "ema", d_init_images, cfg.d_ema_decay > 0, lecam=cfg.lecam_weight > 0)
 
   def init_state(self):
     """The stacked state (for shapes): run K's state is `create_state(PRNGKey(K))`."""

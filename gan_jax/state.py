@@ -30,6 +30,8 @@ class GANState:
                 the decay of ema_g_params, for G_ema's inference; None otherwise.
   ema_d_params: with --d_ema_decay, the EMA of d_params (the semi-supervised classifier's evaluation
                 weights); None otherwise.
+  lecam_ema:    with --lecam_weight, float32 [2]: the (not yet debiased) moving averages of D's mean real and
+                fake logits (`regularizers.lecam_anchors`); None otherwise.
   """
   step: jax.Array
   d_updates: jax.Array
@@ -45,6 +47,7 @@ class GANState:
   d_param_avg: PyTree = None
   ema_g_collections: PyTree = None
   ema_d_params: PyTree = None
+  lecam_ema: PyTree = None
 
 
 # Learning-rate schedules: (peak rate, the player's updates in the whole run) -> optax schedule.
@@ -89,10 +92,12 @@ def _split_variables(variables):
 
 
 def create_state(key, nets: GANNets, g_tx, d_tx, historical_averaging: bool = False,
-                 ema_collections: bool = False, d_init_images=None, ema_d: bool = False) -> GANState:
+                 ema_collections: bool = False, d_init_images=None, ema_d: bool = False,
+                 lecam: bool = False) -> GANState:
   """Initialises both networks and optimisers from `key` alone (`jax.random.PRNGKey(seed)` for a run;
   under `jax.vmap`, a stack of keys gives a stack of independent runs). `historical_averaging`,
-  `ema_collections`, `ema_d`: keep the parameter averages, the EMA of G's collections, D's EMA. `d_init_images` [n, ...]:
+  `ema_collections`, `ema_d`, `lecam`: keep the parameter averages, the EMA of G's collections, D's EMA, LeCam's
+  moving averages. `d_init_images` [n, ...]:
   the real images a data-dependent init of D reads (`init_images`; None: zeros, for shapes)."""
   key_g, key_d, key_run = jax.random.split(key, 3)
   n = nets.discriminator.pack  # the smallest batch D takes
@@ -113,7 +118,7 @@ def create_state(key, nets: GANNets, g_tx, d_tx, historical_averaging: bool = Fa
       g_param_avg=copy(g_params) if historical_averaging else None,
       d_param_avg=copy(d_params) if historical_averaging else None,
       ema_g_collections=copy(g_collections) if ema_collections else None,
-      ema_d_params=copy(d_params) if ema_d else None)
+      ema_d_params=copy(d_params) if ema_d else None, lecam_ema=jnp.zeros((2,), jnp.float32) if lecam else None)
 
 
 def init_images(cfg, dataset):
@@ -127,7 +132,7 @@ def init_images(cfg, dataset):
 def init_state(cfg, nets: GANNets, g_tx, d_tx, d_init_images=None) -> GANState:
   """The fresh state of a run: `create_state` from `cfg.seed` (and `init_images` for a data-dependent init)."""
   return create_state(jax.random.PRNGKey(cfg.seed), nets, g_tx, d_tx, cfg.historical_averaging > 0,
-                      cfg.ema_statistics == "ema", d_init_images, cfg.d_ema_decay > 0)
+                      cfg.ema_statistics == "ema", d_init_images, cfg.d_ema_decay > 0, lecam=cfg.lecam_weight > 0)
 
 
 def count_params(tree: PyTree) -> int:

@@ -138,13 +138,12 @@ def d_update(ctx: StepContext, state: GANState, real, fake, key, labeled=None):
   pass_keys = jax.random.split(key, 3)
   keys = tuple(_device_key(k, ctx.axis_name) for k in pass_keys)
   labels = real[1] if ctx.nets.num_classes else None
-  loss_fn = functools.partial(objectives.discriminator_objective, objectives.at_iteration(ctx.objective, state.step),
-                              ctx.nets.discriminator)
-  (d_loss, (cols, real_logits, fake_logits, terms)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+  loss_fn = functools.partial(objectives.discriminator_objective, objectives.at_update(ctx.objective, state),
+                              ctx.nets.discriminator, axis_name=ctx.axis_name)
+  (d_loss, (cols, real_logits, fake_logits, terms, lecam_ema)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
       state.d_params, state.d_collections, state.d_param_avg, (real[0], labels), fake, keys, labeled,
       fake_shifts(ctx, pass_keys[1], fake[0].shape[0]))
   grads = _pmean(grads, ctx.axis_name)
-  updates, d_opt_state = ctx.d_tx.update(grads, state.d_opt_state, state.d_params)
   metrics = _pmean({
       "d_loss": d_loss,
       "batch_value": losses.value_function(real_logits, fake_logits),  # V(D, G) on this step's batch
@@ -153,6 +152,13 @@ def d_update(ctx: StepContext, state: GANState, real, fake, key, labeled=None):
       **terms,
   }, ctx.axis_name)
   metrics["d_grad_norm"] = optax.tree.norm(grads)
+  return _descend_d(ctx, state, grads, cols).replace(lecam_ema=lecam_ema), metrics
+
+
+def _descend_d(ctx: StepContext, state: GANState, grads, cols) -> GANState:
+  """D's weights after one optimiser step on `grads` (device-averaged), clipped under --weight_clip, with D's
+  collections `cols`, its update counted, and its EMA and historical average moved."""
+  updates, d_opt_state = ctx.d_tx.update(grads, state.d_opt_state, state.d_params)
   d_params = optax.apply_updates(state.d_params, updates)
   if ctx.weight_clip:
     d_params = regularizers.clip_weights(d_params, ctx.weight_clip)
@@ -165,7 +171,34 @@ def d_update(ctx: StepContext, state: GANState, real, fake, key, labeled=None):
   if ctx.objective.historical_averaging:  # Mean of theta_0 .. theta_{d_updates}.
     new_state = new_state.replace(
         d_param_avg=regularizers.update_average(state.d_param_avg, d_params, d_updates + 1))
-  return new_state, metrics
+  return new_state
+
+
+def classifier_update(ctx: StepContext, state: GANState, labeled, key):
+  """One D update of the plain classifier (`objectives.classifier_only`): descends the labelled rows'
+  cross-entropy alone, the gradient `d_update` takes there (L_D's other terms weigh 0), with the labelled
+  pass's key `d_update` gives it from `key`, but without drawing fakes or judging the unlabelled reals."""
+  key = _device_key(jax.random.split(key, 3)[0], ctx.axis_name)
+  obj = objectives.at_iteration(ctx.objective, state.step)
+
+  def loss_fn(params):
+    terms, cols = objectives.labeled_terms(obj, ctx.nets.discriminator, params, state.d_collections, labeled, key)
+    return terms["labeled_nll"], (cols, terms)
+  (d_loss, (cols, terms)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.d_params)
+  grads = _pmean(grads, ctx.axis_name)
+  metrics = _pmean({"d_loss": d_loss, **terms}, ctx.axis_name)
+  metrics["d_grad_norm"] = optax.tree.norm(grads)
+  return _descend_d(ctx, state, grads, cols), metrics
+
+
+def classifier_iteration(ctx: StepContext, state: GANState, batches):
+  """An iteration of the plain classifier: k = ctx.d_steps `classifier_update`s on the labelled rows of
+  batches[0..k-1], the iteration counted; G is not trained (its loss would never reach D's)."""
+  metrics = {}
+  for i in range(ctx.d_steps):
+    batch = jax.tree.map(lambda a: a[i], batches)
+    state, metrics = classifier_update(ctx, state, labeled_batch(batch), step_keys(state).d_update)
+  return state.replace(step=state.step + 1), metrics
 
 
 def d_step(ctx: StepContext, state: GANState, batch):
@@ -321,11 +354,14 @@ def train_step(ctx: StepContext, state: GANState, batches):
   step draws its own latents. Feature matching compares with the reals of the last D step, and an
   unrolled G simulates D's updates on them. With ctx.shift_reals every real image of `batches` is shifted
   first (`shifted_reals`, keys from state.rng and state.step); d_step / g_step take their batch as given.
+  The plain classifier (`objectives.classifier_only`) trains D alone (`classifier_iteration`).
   """
   d_metrics = {}
   if ctx.shift_reals:
     batches = shifted_reals(batches, jax.random.fold_in(jax.random.fold_in(state.rng, SHIFT_SALT), state.step),
                             ctx.shift_reals, ctx.axis_name, shifted_share(ctx, state.step))
+  if objectives.classifier_only(ctx.objective):
+    return classifier_iteration(ctx, state, batches)
   last = ctx.d_steps - 1 if ctx.share_fakes else ctx.d_steps
   batch_at = lambda i: jax.tree.map(lambda a: a[i], batches)  # noqa: E731
   for i in range(last):

@@ -105,7 +105,7 @@ def _check_semi_supervised(cfg: Config):
           "labelled batch)")
 
 
-UNROLL_REFUSES = ("gp_weight", "r1_weight", "feature_matching", "historical_averaging")
+UNROLL_REFUSES = ("gp_weight", "r1_weight", "lecam_weight", "feature_matching", "historical_averaging")
 UNROLL_COMBINES = ("--pack", "--spectral_norm", "batch norm", "--label_smoothing", "--conditioning",
                    "--weight_clip", "--compute_dtype", "--d_steps/--g_steps", "--share_fakes", "many devices")
 
@@ -134,12 +134,14 @@ def _check_numbers(cfg: Config):
     require(name != "acgan_weight" or cfg.conditioning == "acgan", "sweep", cfg.sweep,
             "acgan_weight weighs the AC-GAN terms: needs --conditioning=acgan")
   require(cfg.num_devices >= 0, "num_devices", cfg.num_devices, "must be 0 (all) or positive")
-  for flag in ("d_input_noise", "instance_noise", "gp_weight", "r1_weight", "weight_clip", "historical_averaging",
+  for flag in ("d_input_noise", "instance_noise", "gp_weight", "r1_weight", "lecam_weight", "weight_clip",
+               "historical_averaging",
                "acgan_weight", "virtual_batch_norm", "minibatch_discrimination"):
     require(getattr(cfg, flag) >= 0, flag, getattr(cfg, flag), "must be >= 0 (0 turns it off)")
   for flag in ("label_smoothing", "d_dropout", "ema_decay", "d_ema_decay", "beta1", "adam_eps_root_g",
                "adam_eps_root_d"):
     _in(cfg, flag, 0.0, 1.0)
+  _in(cfg, "lecam_decay", 0.0, 1.0)
   _in(cfg, "beta2", 0.0, 1.0, closed_low=False)  # beta2 = 0 divides by |g_t|: Adam blows up
   for flag in ("g_hidden", "d_hidden"):
     value = getattr(cfg, flag)

@@ -194,3 +194,94 @@ def test_a_spectral_norm_checkpoint_of_the_earlier_layout_is_refused_with_one_li
                                             r"gan-jax whose --spectral_norm left the projection embedding.*Embed_0"):
     train.train_and_evaluate(toy_config(tmp_path, **{**kw, "train_steps": 8}))
   assert sorted(os.listdir(tmp_path / "checkpoints")) == before and not (tmp_path / "checkpoints_corrupt").exists()
+
+
+def test_lecam_penalty_is_its_formula():
+  """E relu(D(x) - a_F)^2 + E relu(a_R - D(G(z)))^2 by hand, rows on both sides of each anchor (a planted
+  two-sided square, or swapped anchors, fail)."""
+  real, fake = np.array([2.0, -1.0, 0.5, -0.3]), np.array([-3.0, 1.0, 0.0, 0.6])
+  anchors = np.array([0.7, -0.4])  # (a_R, a_F)
+  expected = np.mean(np.maximum(real - anchors[1], 0) ** 2) + np.mean(np.maximum(anchors[0] - fake, 0) ** 2)
+  got = regularizers.lecam_penalty(jnp.asarray(real, jnp.float32), jnp.asarray(fake, jnp.float32),
+                                   jnp.asarray(anchors, jnp.float32))
+  np.testing.assert_allclose(float(got), expected, rtol=1e-6)
+  np.testing.assert_allclose(expected, (2.4 ** 2 + 0.9 ** 2 + 0.1 ** 2) / 4 + (3.7 ** 2 + 0.7 ** 2 + 0.1 ** 2) / 4)
+
+
+def test_lecam_anchors_are_the_zero_debiased_moving_averages():
+  """ema_t = d ema_{t-1} + (1 - d) m_t from 0, anchors ema_t / (1 - d^t): the first update's anchors are its own
+  batch means, then the debiased average of all so far (a planted missing debias fails the first)."""
+  means = np.array([[1.0, -2.0], [3.0, 0.5], [-1.0, 4.0], [2.0, 2.0]])
+  ema, reference = jnp.zeros(2, jnp.float32), np.zeros(2)
+  for t, m in enumerate(means, start=1):
+    ema, anchors = regularizers.lecam_anchors(ema, jnp.int32(t), jnp.asarray(m, jnp.float32), 0.9)
+    reference = 0.9 * reference + 0.1 * m
+    np.testing.assert_allclose(np.asarray(ema), reference, rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(anchors), reference / (1 - 0.9 ** t), rtol=1e-5)
+    weights = 0.9 ** np.arange(t)[::-1]
+    np.testing.assert_allclose(np.asarray(anchors), weights @ means[:t] / weights.sum(), rtol=1e-5)
+  np.testing.assert_allclose(np.asarray(regularizers.lecam_anchors(jnp.zeros(2), jnp.int32(1),
+                                                                   jnp.asarray(means[0], jnp.float32), 0.99)[1]),
+                             means[0], rtol=1e-5)
+
+
+def test_lecam_enters_d_loss_with_its_weight_and_anchors_held_fixed(tmp_path):
+  """L_D(lambda) - L_D(0) = lambda * penalty(D's logits, anchors of the moving averages through this batch),
+  the new moving averages returned, and the gradient is that of the penalty with the anchors constant (a
+  planted gradient through the anchors fails)."""
+  from gan_jax import losses, objectives
+  cfg = toy_config(tmp_path)
+  d = build_nets(cfg, (2,)).discriminator
+  rng = np.random.default_rng(0)
+  x_real, x_fake = (jnp.asarray(rng.normal(size=(16, 2)), jnp.float32) for _ in range(2))
+  params = d.init(jax.random.PRNGKey(0), x_real, None, train=False)["params"]
+  keys = jax.random.split(jax.random.PRNGKey(1), 3)
+  ema0 = jnp.asarray([0.3, -0.2], jnp.float32)
+  base = objectives.Objective(losses.get_loss("nonsaturating"))
+  on = dataclasses.replace(base, lecam_weight=2.5, lecam_decay=0.9, lecam_ema=ema0, lecam_count=jnp.int32(3))
+
+  def objective(obj):
+    return jax.value_and_grad(lambda p: objectives.discriminator_objective(
+        obj, d, p, {}, None, (x_real, None), (x_fake, None), keys), has_aux=True)(params)
+
+  (total_on, (_, real, fake, terms, ema)), grads_on = objective(on)
+  (total_off, (*_, ema_off)), grads_off = objective(base)
+  real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+  expected_ema = 0.9 * np.asarray(ema0) + 0.1 * np.array([real.mean(), fake.mean()])
+  anchors = expected_ema / (1 - 0.9 ** 3)
+  penalty = np.mean(np.maximum(real - anchors[1], 0) ** 2) + np.mean(np.maximum(anchors[0] - fake, 0) ** 2)
+  assert ema_off is None and penalty > 1e-2
+  np.testing.assert_allclose(np.asarray(ema), expected_ema, rtol=1e-5)
+  np.testing.assert_allclose(float(terms["lecam"]), penalty, rtol=1e-5)
+  np.testing.assert_allclose(float(total_on - total_off), 2.5 * penalty, rtol=1e-5)
+  fixed = jnp.asarray(anchors, jnp.float32)
+  penalty_grads = jax.grad(lambda p: regularizers.lecam_penalty(
+      objectives.discriminate(d, p, {}, x_real, None, keys[0])[0][0],
+      objectives.discriminate(d, p, {}, x_fake, None, keys[1])[0][0], fixed))(params)
+  for a, b, c in zip(jax.tree.leaves(grads_on), jax.tree.leaves(grads_off), jax.tree.leaves(penalty_grads)):
+    np.testing.assert_allclose(np.asarray(a - b), 2.5 * np.asarray(c), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.integration
+def test_lecam_on_eight_devices_equals_one_and_off_adds_no_state(tmp_path):
+  """The anchors average the global batch: one iteration on 8 devices gives the penalty and moving averages of
+  one device (a planted per-device mean fails); off, the state holds no moving averages."""
+  from tests.test_sharding import one_step_on
+  cfg = toy_config(tmp_path, batch_size=64, lecam_weight=0.5)
+  (m1, s1), (m8, s8) = one_step_on(cfg, 1), one_step_on(cfg, 8)
+  np.testing.assert_allclose(m8["lecam"], m1["lecam"], rtol=1e-5)
+  np.testing.assert_allclose(np.asarray(s8.lecam_ema), np.asarray(s1.lecam_ema), rtol=1e-5)
+  assert float(np.abs(np.asarray(s1.lecam_ema)).min()) > 0
+  assert one_step_on(dataclasses.replace(cfg, lecam_weight=0.0), 1)[1].lecam_ema is None
+
+
+@pytest.mark.integration
+def test_a_lecam_run_resumes_exactly(tmp_path):
+  """The moving averages travel in the checkpoint: 20 + 20 iterations end bitwise where 40 do."""
+  from tests.test_checkpoint import assert_same_state
+  kw = dict(train_steps=40, steps_per_call=10, eval_every=20, checkpoint_every=10, d_steps=2, lecam_weight=0.5,
+            lecam_decay=0.9)
+  train.train_and_evaluate(toy_config(tmp_path / "straight", **kw))
+  train.train_and_evaluate(toy_config(tmp_path / "resumed", **{**kw, "train_steps": 20}))
+  train.train_and_evaluate(toy_config(tmp_path / "resumed", **kw))
+  assert_same_state(tmp_path / "straight", tmp_path / "resumed", 40)

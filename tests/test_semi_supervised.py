@@ -71,7 +71,7 @@ def test_the_cross_entropy_reads_the_labelled_rows_alone():
 
   def loss(y_real, y_labelled):
     keys = jax.random.split(jax.random.PRNGKey(3), 3)
-    total, (_, real, fake, terms) = objectives.discriminator_objective(
+    total, (_, real, fake, terms, _) = objectives.discriminator_objective(
         obj, d, variables["params"], {}, None, (x_real, y_real), (x_fake, None), keys, (x_lab, y_labelled))
     return float(total), float(terms["labeled_nll"]), real, fake
 
@@ -321,3 +321,51 @@ def test_a_checkpoint_whose_g_read_ds_reals_is_not_resumed_with_gs_own(tmp_path)
   assert resume.check_data(cfg, {"data": dataset.fingerprint()}, dataset) == []
   with pytest.raises(ConfigError, match="generator_reals None then"):
     resume.check_data(cfg, {"data": before}, dataset)
+
+
+@pytest.mark.parametrize("d_steps", [1, 2])
+def test_the_plain_classifier_trains_d_as_the_full_objective_does_without_g(tmp_path, monkeypatch, d_steps):
+  """--unlabeled_weight=0 (the supervised baseline): `classifier_iteration` leaves D (weights, Adam, EMA,
+  update count) where the full step, whose other terms weigh 0, leaves it (to round-off), over three
+  iterations of k D updates with D's input noise, instance noise and shifted reals on; G is not trained and
+  the iteration is counted."""
+  from gan_jax import steps as steps_lib
+  from gan_jax.state import init_state, make_optimizers
+  cfg = ssl_config(tmp_path, unlabeled_weight=0.0, d_ema_decay=0.9, instance_noise=0.5, shift_reals=1,
+                   d_steps=d_steps)
+  nets = build_nets(cfg, (32, 32, 1), None, 10)
+  g_tx, d_tx = make_optimizers(cfg)
+  dataset = data_lib.make_dataset(cfg)
+  batches = [jax.tree.map(lambda *a: jnp.stack([jnp.asarray(x) for x in a]),
+                          *[dataset.get_batch(i * d_steps + j, cfg.batch_size) for j in range(d_steps)])
+             for i in range(3)]
+
+  def train(classifier_only):
+    monkeypatch.setattr(objectives, "classifier_only", lambda obj: classifier_only)
+    step = jax.jit(steps_lib.make_steps(cfg, nets, g_tx, d_tx).train_step)
+    state = init_state(cfg, nets, g_tx, d_tx)
+    for b in batches:
+      state, metrics = step(state, b)
+    return state, metrics
+
+  assert objectives.classifier_only(objectives.objective_from_config(cfg))
+  (fast, fast_metrics), (full, full_metrics) = train(True), train(False)
+  for name in ("d_params", "d_opt_state", "ema_d_params"):
+    for a, b in zip(jax.tree.leaves(getattr(fast, name)), jax.tree.leaves(getattr(full, name))):
+      scale = float(np.max(np.abs(b)))  # Equal but for round-off: XLA sums the bias gradients in another order.
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-5 * scale, err_msg=name)
+  assert int(fast.step) == int(full.step) == 3 and int(fast.d_updates) == int(full.d_updates) == 3 * d_steps
+  for name in ("d_loss", "labeled_nll", "labeled_accuracy"):
+    np.testing.assert_allclose(np.asarray(fast_metrics[name]), np.asarray(full_metrics[name]), rtol=1e-5,
+                               err_msg=name)
+  g0 = init_state(cfg, nets, g_tx, d_tx).g_params
+  assert all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(fast.g_params), jax.tree.leaves(g0)))
+
+
+def test_only_a_cross_entropy_alone_takes_the_classifier_path():
+  """Any weight on the GAN terms, or another D term beside a 0 weight, keeps the full step."""
+  base = Config(dataset="mnist5k", model="improved_gan", labeled_examples=20, unlabeled_weight=0.0)
+  assert objectives.classifier_only(objectives.objective_from_config(base))
+  for change in (dict(unlabeled_weight=0.1), dict(labeled_examples=0), dict(gp_weight=1.0), dict(r1_weight=1.0),
+                 dict(historical_averaging=1e-3)):
+    assert not objectives.classifier_only(objectives.objective_from_config(dataclasses.replace(base, **change))), change

@@ -98,7 +98,7 @@ def test_k0_is_the_plain_step_the_unrolled_code_is_never_traced(tmp_path, monkey
 
 
 @pytest.mark.parametrize("flag,value", [("gp_weight", 10.0), ("r1_weight", 1.0), ("feature_matching", True),
-                                        ("historical_averaging", 0.01)])
+                                        ("historical_averaging", 0.01), ("lecam_weight", 0.3)])
 def test_unrolling_refuses_what_it_cannot_simulate(tmp_path, flag, value):
   with pytest.raises(ConfigError, match=f"unroll_steps.*--{flag}"):
     validate(toy_config(tmp_path, unroll_steps=3, **{flag: value}), workdir=False)
