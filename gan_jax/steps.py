@@ -191,13 +191,17 @@ def classifier_update(ctx: StepContext, state: GANState, labeled, key):
   return _descend_d(ctx, state, grads, cols), metrics
 
 
+def batch_at(batches, i: int):
+  """The i-th of k stacked batches: leaves [k, B_local, ...] -> [B_local, ...]."""
+  return jax.tree.map(lambda a: a[i], batches)
+
+
 def classifier_iteration(ctx: StepContext, state: GANState, batches):
   """An iteration of the plain classifier: k = ctx.d_steps `classifier_update`s on the labelled rows of
   batches[0..k-1], the iteration counted; G is not trained (its loss would never reach D's)."""
   metrics = {}
   for i in range(ctx.d_steps):
-    batch = jax.tree.map(lambda a: a[i], batches)
-    state, metrics = classifier_update(ctx, state, labeled_batch(batch), step_keys(state).d_update)
+    state, metrics = classifier_update(ctx, state, labeled_batch(batch_at(batches, i)), step_keys(state).d_update)
   return state.replace(step=state.step + 1), metrics
 
 
@@ -363,15 +367,14 @@ def train_step(ctx: StepContext, state: GANState, batches):
   if objectives.classifier_only(ctx.objective):
     return classifier_iteration(ctx, state, batches)
   last = ctx.d_steps - 1 if ctx.share_fakes else ctx.d_steps
-  batch_at = lambda i: jax.tree.map(lambda a: a[i], batches)  # noqa: E731
   for i in range(last):
-    state, d_metrics = d_step(ctx, state, batch_at(i))
-  real = batch_at(ctx.d_steps - 1) if ctx.objective.feature_matching or ctx.unroll_steps else None
+    state, d_metrics = d_step(ctx, state, batch_at(batches, i))
+  real = batch_at(batches, ctx.d_steps - 1) if ctx.objective.feature_matching or ctx.unroll_steps else None
   if not ctx.share_fakes:
     state, g_metrics = _g_updates(ctx, state, real)
     return state, {**d_metrics, **g_metrics}
   fwd = generator_forward(ctx, state)
-  shared = batch_at(last)
+  shared = batch_at(batches, last)
   state, d_metrics = d_update(ctx, state, (shared["x"], shared.get("label")), (fwd.x, fwd.labels),
                               step_keys(state).d_update, labeled_batch(shared))
   state, g_metrics = _g_updates(ctx, state, real, first=fwd)
