@@ -32,7 +32,7 @@ from gan_jax import launch, sharding, tasks, train, workdir, writers
 from gan_jax.data.feed import make_feed
 from gan_jax.errors import NonFiniteError
 from gan_jax.sharding import DATA_AXIS, P
-from gan_jax.state import create_state, init_images, make_optimizers
+from gan_jax.state import init_images, make_optimizers, state_from_config
 from gan_jax.steps import make_context
 from gan_jax.train_fn import per_device_fn
 
@@ -178,12 +178,10 @@ class ReplicaRun(launch.Run):
     self.frozen = dict(self.saved_meta.get("frozen", {})) if self.saved_meta else {}
 
   def _single_init(self, key, d_init_images=None):
-    cfg = self.cfg
-    return create_state(key, self.nets, self.g_tx, self.d_tx, cfg.historical_averaging > 0,
-                        cfg.ema_statistics == "ema", d_init_images, cfg.d_ema_decay > 0, lecam=cfg.lecam_weight > 0)
+    return state_from_config(self.cfg, key, self.nets, self.g_tx, self.d_tx, d_init_images)
 
   def init_state(self):
-    """The stacked state (for shapes): run K's state is `create_state(PRNGKey(K))`."""
+    """The stacked state (for shapes): run K's state is `state_from_config(cfg, PRNGKey(its seed))`."""
     return stack([self._single_init(jax.random.PRNGKey(c.seed)) for c in self.run_cfgs])
 
   def fresh_state(self):

@@ -129,10 +129,17 @@ def init_images(cfg, dataset):
   return dataset.get_batch(0, min(rows, dataset.num_examples))["x"] if rows else None
 
 
+def state_from_config(cfg, key, nets: GANNets, g_tx, d_tx, d_init_images=None) -> GANState:
+  """`create_state(key, ...)` keeping what cfg's options need (parameter averages, G's collection EMA, D's
+  EMA, LeCam's moving averages)."""
+  return create_state(key, nets, g_tx, d_tx, cfg.historical_averaging > 0, cfg.ema_statistics == "ema",
+                      d_init_images, cfg.d_ema_decay > 0, lecam=cfg.lecam_weight > 0)
+
+
 def init_state(cfg, nets: GANNets, g_tx, d_tx, d_init_images=None) -> GANState:
-  """The fresh state of a run: `create_state` from `cfg.seed` (and `init_images` for a data-dependent init)."""
-  return create_state(jax.random.PRNGKey(cfg.seed), nets, g_tx, d_tx, cfg.historical_averaging > 0,
-                      cfg.ema_statistics == "ema", d_init_images, cfg.d_ema_decay > 0, lecam=cfg.lecam_weight > 0)
+  """The fresh state of a run: `state_from_config` from `cfg.seed` (and `init_images` for a data-dependent
+  init)."""
+  return state_from_config(cfg, jax.random.PRNGKey(cfg.seed), nets, g_tx, d_tx, d_init_images)
 
 
 def count_params(tree: PyTree) -> int:
