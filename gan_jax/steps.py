@@ -79,6 +79,12 @@ def _device_key(key, axis_name):
   return key if axis_name is None else jax.random.fold_in(key, lax.axis_index(axis_name))
 
 
+def _d_pass_keys(key, axis_name):
+  """D's update key split into its three passes' keys, and each pass's key made per-device (`_device_key`)."""
+  pass_keys = jax.random.split(key, 3)
+  return pass_keys, tuple(_device_key(k, axis_name) for k in pass_keys)
+
+
 def _local_rows(draw, local_batch: int, axis_name: Optional[str]):
   """This device's rows of `draw(global_batch)`: the same global draw whatever the device count."""
   if axis_name is None:
@@ -135,8 +141,7 @@ def fake_shifts(ctx: StepContext, key, local_batch: int):
 def d_update(ctx: StepContext, state: GANState, real, fake, key, labeled=None):
   """Descends L_D in D's weights; real, fake: (x, labels); labeled: the semi-supervised labelled rows
   (x, labels) or None; G is unchanged."""
-  pass_keys = jax.random.split(key, 3)
-  keys = tuple(_device_key(k, ctx.axis_name) for k in pass_keys)
+  pass_keys, keys = _d_pass_keys(key, ctx.axis_name)
   labels = real[1] if ctx.nets.num_classes else None
   loss_fn = functools.partial(objectives.discriminator_objective, objectives.at_update(ctx.objective, state),
                               ctx.nets.discriminator, axis_name=ctx.axis_name)
@@ -178,7 +183,7 @@ def classifier_update(ctx: StepContext, state: GANState, labeled, key):
   """One D update of the plain classifier (`objectives.classifier_only`): descends the labelled rows'
   cross-entropy alone, the gradient `d_update` takes there (L_D's other terms weigh 0), with the labelled
   pass's key `d_update` gives it from `key`, but without drawing fakes or judging the unlabelled reals."""
-  key = _device_key(jax.random.split(key, 3)[0], ctx.axis_name)
+  key = _d_pass_keys(key, ctx.axis_name)[1][0]
   obj = objectives.at_iteration(ctx.objective, state.step)
 
   def loss_fn(params):
