@@ -51,12 +51,16 @@ ROWS = {
                              (f"--labeled_examples={n}", "--unlabeled_weight=0"), 5 if n == 100 else 3) for n in LABELS},
     **{f"classifier{n}": Row(PLAIN, n, (f"--labeled_examples={n}", *PLAIN_FLAGS), 5 if n == 100 else 3)
        for n in LABELS},
-    # Our DCGAN D (dcgan.flags' width) as the K+1-class classifier, G by feature matching: 2,000 steps fit the
-    # budget of a convolutional run on this CPU (~0.2 s per iteration at batch 100).
+    # Our DCGAN D (width 32) as the K+1-class classifier, G by feature matching: 2,000 steps fit the budget of a
+    # convolutional run on this CPU (~0.2 s per iteration at batch 100). DCGAN's own Adam (2e-4, epsilon outside
+    # the root); the flagfile's instance-noise schedule and D's EMA scaled to the run's length (held to 600, 0 at
+    # 1,200; an EMA of ~100 iterations: the flagfile's 0.999 trailed a 2,000-iteration D by 12 points).
     "dcgan_gan100": Row("our DCGAN D (width 32) as the K+1-class D, feature matching", 100,
                         ("--labeled_examples=100", "--model=dcgan", "--width=32", "--lr_g=2e-4", "--lr_d=2e-4",
-                         "--train_steps=2000", "--eval_every=500", "--checkpoint_every=500",
-                         "--latent_distribution=normal", "--steps_per_call=auto"), 3),
+                         "--adam_eps_root_g=0", "--adam_eps_root_d=0", "--instance_noise_hold=600",
+                         "--instance_noise_steps=1200", "--d_ema_decay=0.99", "--train_steps=2000",
+                         "--eval_every=500", "--checkpoint_every=500", "--latent_distribution=normal",
+                         "--steps_per_call=auto"), 3),
     "all_labels": Row("the same D as a plain classifier, every label (the ceiling), constant rate", 4000,
                       ("--labeled_examples=4000", "--unlabeled_weight=0"), 3),
     "classifier_all_labels": Row(PLAIN + ", every label (the ceiling)", 4000,
