@@ -14,11 +14,11 @@ digits; `classifier<N>`, the same D, optimiser, steps and seeds with --unlabeled
 classifier of the same N labels, with the same noise layers, weight normalisation and shifts) and its rate
 decayed to 0 by a cosine (--lr_schedule=cosine); `classifier_all_labels`, that classifier on all 4,000
 labels (the full-label ceiling); `dcgan_gan100`, `dcgan_classifier100`, `dcgan_classifier_all_labels`: the
-same three with our DCGAN D (DCGAN_FLAGS, 2,000 iterations). SUPERSEDED rows, the same classifiers at the GAN's constant rate
-(`supervised<N>`, `all_labels`: two of 14 runs fitted their labels to a loss of ~1e-6 and then diverged to
-chance), are printed as kept but not run unless named. The number is the final checkpoint's errors on the
-1,000 held-out digits (never trained on; no checkpoint is chosen by them). The published row is Salimans et
-al.'s (errors of 10,000 test digits, with all 60,000 training digits unlabelled). Runs go one at a time
+same three with our DCGAN D (DCGAN_FLAGS, 2,000 iterations). SUPERSEDED rows, the same classifiers at the
+GAN's constant rate (`supervised<N>`, `all_labels`: two of 14 runs fitted their labels to a loss of ~1e-6
+and then diverged to chance), are printed as kept but not run unless named. The number is the final
+checkpoint's errors on the 1,000 held-out digits (never trained on; no checkpoint is chosen by them). The
+published row is Salimans et al.'s (errors of 10,000 test digits, with all 60,000 training digits unlabelled). Runs go one at a time
 (each uses both cores), so the wall times are those of quiet runs; a kept run's note says otherwise.
 """
 import argparse
@@ -45,10 +45,10 @@ Row = collections.namedtuple("Row", "what labels flags seeds")
 # The baseline: D alone on its labels, its rate cosine-decayed (the GAN's constant rate let it diverge).
 PLAIN, PLAIN_FLAGS = ("the same D as a plain classifier (--unlabeled_weight=0), cosine-decayed rate",
                       ("--unlabeled_weight=0", "--lr_schedule=cosine"))
-# Our DCGAN D (width 32) as the K+1-class classifier, G by feature matching: 2,000 steps fit the budget of a
-# convolutional run on this CPU (~0.2 s per iteration at batch 100). DCGAN's own Adam (2e-4, epsilon outside the
-# root); the flagfile's instance-noise schedule and D's EMA scaled to the run's length (held to 600, 0 at 1,200;
-# an EMA of ~100 iterations: the flagfile's 0.999 trailed a 2,000-iteration D by 12 points).
+# Our DCGAN D (width 32) as the K+1-class classifier, G by feature matching, 2,000 steps (~505 s on one CPU of
+# the Xeon VM at batch 100; 3,500 gained ~1 point on two seeds, semi_supervised.md). DCGAN's own Adam (2e-4,
+# epsilon outside the root); the flagfile's instance-noise schedule and D's EMA scaled to the run's length (held
+# to 600, 0 at 1,200; an EMA of ~100 iterations: the flagfile's 0.999 trailed a 2,000-iteration D by 12 points).
 DCGAN_FLAGS = ("--model=dcgan", "--width=32", "--lr_g=2e-4", "--lr_d=2e-4", "--adam_eps_root_g=0",
                "--adam_eps_root_d=0", "--instance_noise_hold=600", "--instance_noise_steps=1200", "--d_ema_decay=0.99",
                "--train_steps=2000", "--eval_every=500", "--checkpoint_every=500", "--latent_distribution=normal",

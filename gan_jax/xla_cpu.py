@@ -13,7 +13,7 @@ rolled loop (5 trips of unfused u32 ops, to compile faster); `configure` also
 registers for CPU the unrolled lowering JAX uses on every other platform, which
 one loop fusion computes. The bits are the same (a resumed or repeated run is
 bitwise what it was); drawing them is 4.6x faster, and the semi-supervised
-step (D's Gaussian noise layers draw ~2 M normals per iteration) 1.13x faster
+step (D's Gaussian noise layers draw ~2 M normals per iteration) 1.17x faster
 (benchmarks/results/step_time.md). Compile times did not move.
 """
 import importlib.metadata
