@@ -18,8 +18,9 @@ same three with our DCGAN D (DCGAN_FLAGS, 2,000 iterations). SUPERSEDED rows, th
 GAN's constant rate (`supervised<N>`, `all_labels`: two of 14 runs fitted their labels to a loss of ~1e-6
 and then diverged to chance), are printed as kept but not run unless named. The number is the final
 checkpoint's errors on the 1,000 held-out digits (never trained on; no checkpoint is chosen by them). The
-published row is Salimans et al.'s (errors of 10,000 test digits, with all 60,000 training digits unlabelled). Runs go one at a time
-(each uses both cores), so the wall times are those of quiet runs; a kept run's note says otherwise.
+published row is Salimans et al.'s (errors of 10,000 test digits, with all 60,000 training digits
+unlabelled). Runs go one at a time (each uses both cores), so the wall times are those of quiet runs; a kept
+run's note says otherwise.
 """
 import argparse
 import collections
