@@ -69,6 +69,11 @@ ROWS = {
                        "--instance_noise_steps=7000"), 5),
     "dcgan_gan100": Row("our DCGAN D (width 32) as the K+1-class D, feature matching", 100,
                         ("--labeled_examples=100", *DCGAN_FLAGS), 3),
+    "dcgan_gan100_cosine": Row("our DCGAN D (width 32) as the K+1-class D, feature matching, its rates cosine-decayed",
+                               100, ("--labeled_examples=100", *DCGAN_FLAGS, "--lr_schedule=cosine"), 5),
+    "dcgan_gan100_cosine_4e-4": Row("our DCGAN D (width 32) as the K+1-class D, feature matching, its rates 4e-4 "
+                                    "cosine-decayed", 100, ("--labeled_examples=100", *DCGAN_FLAGS,
+                                                            "--lr_schedule=cosine", "--lr_g=4e-4", "--lr_d=4e-4"), 5),
     "dcgan_classifier100": Row(DCGAN_PLAIN, 100, ("--labeled_examples=100", *DCGAN_FLAGS, *PLAIN_FLAGS), 3),
     "dcgan_classifier_all_labels": Row(DCGAN_PLAIN + ", every label (the ceiling)", 4000,
                                        ("--labeled_examples=4000", *DCGAN_FLAGS, *PLAIN_FLAGS), 3),
