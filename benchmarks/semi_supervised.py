@@ -74,6 +74,9 @@ ROWS = {
     "dcgan_gan100_cosine_4e-4": Row("our DCGAN D (width 32) as the K+1-class D, feature matching, its rates 4e-4 "
                                     "cosine-decayed", 100, ("--labeled_examples=100", *DCGAN_FLAGS,
                                                             "--lr_schedule=cosine", "--lr_g=4e-4", "--lr_d=4e-4"), 5),
+    "dcgan_gan100_cosine_8e-4": Row("our DCGAN D (width 32) as the K+1-class D, feature matching, its rates 8e-4 "
+                                    "cosine-decayed", 100, ("--labeled_examples=100", *DCGAN_FLAGS,
+                                                            "--lr_schedule=cosine", "--lr_g=8e-4", "--lr_d=8e-4"), 5),
     "dcgan_classifier100": Row(DCGAN_PLAIN, 100, ("--labeled_examples=100", *DCGAN_FLAGS, *PLAIN_FLAGS), 3),
     "dcgan_classifier_all_labels": Row(DCGAN_PLAIN + ", every label (the ceiling)", 4000,
                                        ("--labeled_examples=4000", *DCGAN_FLAGS, *PLAIN_FLAGS), 3),
