@@ -1,6 +1,7 @@
 """The benchmarks run end to end (timings are printed, never asserted), and each configures JAX as the
 entry points do."""
 import glob
+import importlib.util
 import json
 import os
 import subprocess
@@ -171,3 +172,17 @@ def test_semi_supervised_table_keeps_each_run_under_its_flagfiles_flags(tmp_path
   assert table.run_one("gan100", 0, root, only_kept=True) is None  # other flags: other runs
   table.run_one("gan100", 0, root)  # in a workdir of its own: an older flagfile's finished run is not reused
   assert len(trained) == 2 and trained[1] != trained[0] and len(table.kept_runs(table.RUNS)) == 2
+
+
+def test_the_dcgan_semi_supervised_flagfile_holds_its_table_rows_flags():
+  from benchmarks import semi_supervised as table
+  spec = importlib.util.spec_from_file_location("run_py", os.path.join(REPO, "experiments", "run.py"))
+  run_py = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(run_py)
+
+  def last_values(lines):  # absl: the last of a flag's values wins; the workdir is where a run goes, not what
+    return {line.split("=", 1)[0]: line for line in lines if not line.startswith("--workdir=")}
+
+  flagfile = run_py.expand_flagfile(os.path.join(REPO, "experiments", "semi_supervised_dcgan.flags"))
+  row = [*run_py.expand_flagfile(table.FLAGFILE), *table.ROWS[table.DCGAN_RECIPE].flags]
+  assert last_values(flagfile) == last_values(row)
