@@ -94,9 +94,9 @@ ROWS = {
     "classifier_all_labels": Row(PLAIN + ", every label (the ceiling)", 4000,
                                  ("--labeled_examples=4000", *PLAIN_FLAGS), 3),
 }
-# The constant-rate classifiers the cosine-decayed ones replaced: their kept runs are printed, not grown.
 # The row experiments/semi_supervised_dcgan.flags runs (tests/test_benchmarks.py holds the two to the same flags).
 DCGAN_RECIPE = "dcgan_gan100_cosine_8e-4"
+# The constant-rate classifiers the cosine-decayed ones replaced: their kept runs are printed, not grown;
 # ... and the tries that did not become rows of their own (session 30): printed as kept, not grown unless named.
 SUPERSEDED = (*(f"supervised{n}" for n in LABELS), "all_labels", "gan100_11k", "dcgan_gan100_cosine",
               "dcgan_gan100_cosine_4e-4")
