@@ -3,6 +3,7 @@ flags, on a laptop and on a GPU box alike (set before JAX initialises); tests ma
 their own subprocesses on the accelerator and skip where there is none. No test process
 preallocates accelerator memory. Shared helpers."""
 import functools
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -36,6 +37,14 @@ def toy_config(workdir, **overrides):
                 log_every=5, checkpoint_every=5, eval_samples=200, num_devices=1,
                 theory_samples=0)  # tests/test_theory.py turns the theory on
   return dataclasses.replace(base, **overrides)
+
+
+def load_run_py():
+  """experiments/run.py as a module (a script, not part of the package)."""
+  spec = importlib.util.spec_from_file_location("run_py", os.path.join(REPO, "experiments", "run.py"))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """The benchmarks run end to end (timings are printed, never asserted), and each configures JAX as the
 entry points do."""
 import glob
-import importlib.util
 import json
 import os
 import subprocess
@@ -9,9 +8,10 @@ import sys
 
 import numpy as np
 import pytest
+from absl import flags
 
 from gan_jax import runtime
-from tests.conftest import REPO
+from tests.conftest import REPO, load_run_py
 
 BENCHMARKS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(REPO, "benchmarks", "*.py"))
                     if open(p).read().count('if __name__ == "__main__":'))
@@ -176,13 +176,13 @@ def test_semi_supervised_table_keeps_each_run_under_its_flagfiles_flags(tmp_path
 
 def test_the_dcgan_semi_supervised_flagfile_holds_its_table_rows_flags():
   from benchmarks import semi_supervised as table
-  spec = importlib.util.spec_from_file_location("run_py", os.path.join(REPO, "experiments", "run.py"))
-  run_py = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(run_py)
+  run_py = load_run_py()
 
-  def last_values(lines):  # absl: the last of a flag's values wins; the workdir is where a run goes, not what
-    return {line.split("=", 1)[0]: line for line in lines if not line.startswith("--workdir=")}
+  def parsed(args):  # every flag's value as run.py parses it (a later value wins), the workdir aside
+    flag_values = flags.FlagValues()
+    run_py.define_flags(flag_values)
+    flag_values(run_py.resolve_flagfiles(["run.py", *args]))
+    return {name: flag_values[name].value for name in flag_values if name != "workdir"}
 
-  flagfile = run_py.expand_flagfile(os.path.join(REPO, "experiments", "semi_supervised_dcgan.flags"))
-  row = [*run_py.expand_flagfile(table.FLAGFILE), *table.ROWS[table.DCGAN_RECIPE].flags]
-  assert last_values(flagfile) == last_values(row)
+  row = table.ROWS[table.DCGAN_RECIPE].flags
+  assert parsed(["--flagfile=semi_supervised_dcgan.flags"]) == parsed([f"--flagfile={table.FLAGFILE}", *row])

@@ -2,7 +2,6 @@
 one registry line: validation, --helpfull, training, the best checkpoint's ranking and evaluate.py's
 table all find them."""
 import contextlib
-import importlib.util
 import json
 import os
 import re
@@ -16,7 +15,7 @@ from gan_jax.data import DATASETS, DatasetSpec
 from gan_jax.errors import ConfigError
 from gan_jax.metrics import HIGHER, METRICS, MetricSpec
 from gan_jax.nets import IMAGE, MODELS, ModelSpec
-from tests.conftest import REPO, toy_config
+from tests.conftest import load_run_py, toy_config
 
 
 @contextlib.contextmanager
@@ -54,9 +53,7 @@ def test_validation_knows_the_registered_model_dataset_and_metric(tmp_path):
 
 
 def test_helpfull_lists_the_registered_entries():
-  spec = importlib.util.spec_from_file_location("run_py", os.path.join(REPO, "experiments", "run.py"))
-  run_py = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(run_py)
+  run_py = load_run_py()
   with dummies():
     flag_values = flags.FlagValues()
     run_py.define_flags(flag_values)
