@@ -19,11 +19,10 @@ experiments/semi_supervised_dcgan.flags runs), `dcgan_classifier100_8e-4` and `d
 those three with both rates at 8e-4, cosine-decayed. SUPERSEDED rows, the same classifiers at the
 GAN's constant rate (`supervised<N>`, `all_labels`: two of 14 runs fitted their labels to a loss of ~1e-6
 and then diverged to chance), and the tries `gan100_11k`, `dcgan_gan100_cosine`, `dcgan_gan100_cosine_4e-4`
-are printed as kept but not run unless named. The number is the final
-checkpoint's errors on the 1,000 held-out digits (never trained on; no checkpoint is chosen by them). The
-published row is Salimans et al.'s (errors of 10,000 test digits, with all 60,000 training digits
-unlabelled). Runs go one at a time (each uses both cores), so the wall times are those of quiet runs; a kept
-run's note says otherwise.
+are printed as kept but not run unless named. The number is the final checkpoint's errors on the 1,000
+held-out digits (never trained on; no checkpoint is chosen by them). The published row is Salimans et al.'s
+(errors of 10,000 test digits, with all 60,000 training digits unlabelled). Runs go one at a time (each uses
+both cores), so the wall times are those of quiet runs; a kept run's note says otherwise.
 """
 import argparse
 import collections
@@ -96,8 +95,8 @@ ROWS = {
 }
 # The row experiments/semi_supervised_dcgan.flags runs (tests/test_benchmarks.py holds the two to the same flags).
 DCGAN_RECIPE = "dcgan_gan100_cosine_8e-4"
-# The constant-rate classifiers the cosine-decayed ones replaced: their kept runs are printed, not grown;
-# ... and the tries that did not become rows of their own (session 30): printed as kept, not grown unless named.
+# Printed from their kept runs, not grown unless named: the constant-rate classifiers the cosine-decayed ones
+# replaced, and session 30's tries that did not become rows of their own.
 SUPERSEDED = (*(f"supervised{n}" for n in LABELS), "all_labels", "gan100_11k", "dcgan_gan100_cosine",
               "dcgan_gan100_cosine_4e-4")
 # Salimans et al. 2016, Table 1 ("Our model"): errors of the 10,000 MNIST test digits, mean +- std over 10 seeds.
