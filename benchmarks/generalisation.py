@@ -61,6 +61,10 @@ CANDIDATES = {
     "w64_d16_mbd": ["--width=64", "--minibatch_discrimination=50"],
     # DiffAugment (translation, cutout) at G 64 wide (it lost at the old widths: diffaug_tc, d_width16_20k_diffaug_tc).
     "w64_d16_diffaug_tc": ["--width=64", "--diffaugment=translation,cutout"],
+    # DiffAugment without cutout (a gray half-image square hides most of a 32 px digit): translation alone, and
+    # with colour (brightness and contrast; saturation is a no-op on one channel).
+    "w64_d16_diffaug_t": ["--width=64", "--diffaugment=translation"],
+    "w64_d16_diffaug_ct": ["--width=64", "--diffaugment=color,translation"],
     # Instance noise (Sonderby et al. 2017) on every image D judges, its std falling linearly to 0 at the last
     # step: D cannot single out the 4,000 training digits' exact pixels while it is on.
     "w64_d16_inoise01": ["--width=64", "--instance_noise=0.1", "--instance_noise_steps=12000"],
