@@ -65,6 +65,11 @@ CANDIDATES = {
     # with colour (brightness and contrast; saturation is a no-op on one channel).
     "w64_d16_diffaug_t": ["--width=64", "--diffaugment=translation"],
     "w64_d16_diffaug_ct": ["--width=64", "--diffaugment=color,translation"],
+    # Balanced consistency regularisation (bCR, Zhao et al. 2020, their lambda 10 for reals and fakes): D judges the
+    # images themselves, so G is not slowed as under DiffAugment, while D is held to judge a digit and the same
+    # digit shifted by up to 4 px alike.
+    "w64_d16_bcr10": ["--width=64", "--consistency_weight=10"],
+    "w64_d16_bcr1": ["--width=64", "--consistency_weight=1"],
     # Instance noise (Sonderby et al. 2017) on every image D judges, its std falling linearly to 0 at the last
     # step: D cannot single out the 4,000 training digits' exact pixels while it is on.
     "w64_d16_inoise01": ["--width=64", "--instance_noise=0.1", "--instance_noise_steps=12000"],

@@ -8,6 +8,7 @@ the fakes and applies the updates; this module says what each player minimises.
         + gp_weight * E[(||grad D(x_hat)||_2 - 1)^2]        WGAN-GP (Gulrajani et al. 2017)
         + r1_weight / 2 * E[||grad D(x)||_2^2]              R1 (Mescheder et al. 2018)
         + lecam_weight * [E relu(D(x) - a_F)^2 + E relu(a_R - D(G(z)))^2]   LeCam (Tseng et al. 2021)
+        + consistency_weight * [E (D(x) - D(T x))^2 + E (D(G(z)) - D(T G(z)))^2]   bCR (Zhao et al. 2020)
         + historical_averaging * ||theta_D - mean theta_D||^2   (Salimans et al. 2016)
   semi-supervised (--labeled_examples; Salimans et al. 2016, sec. 5), D's logit l = logsumexp of its K class
   logits: L_D = CE(C(x_l), y_l) over the labelled batch + unlabeled_weight * 1/2 d_loss(l(x), l(G(z)))
@@ -54,10 +55,12 @@ class Objective:
   lecam_decay: float = 0.99  # the decay of its moving averages
   lecam_ema: Optional[jax.Array] = None  # float32 [2], the moving averages before this D update (`at_update`)
   lecam_count: Optional[jax.Array] = None  # this D update's number, 1-based (for the debiasing)
+  consistency_weight: float = 0.0  # bCR's lambda (lambda_real = lambda_fake; 0: off)
 
 
 AUGMENT_SALT = 0x0A06  # folded into a pass's key for its augmentation parameters (off: no key changes)
 NOISE_SALT = 0x0A07  # folded into a pass's key for its instance noise (off: no key changes)
+CONSISTENCY_SALT = 0x0BC2  # folded into a pass's key for bCR's shifts and its shifted pass (off: no key changes)
 LABELED_SALT = 0x1AB  # folded into the real pass's key for the labelled batch's pass (semi-supervised only)
 
 
@@ -89,6 +92,18 @@ def lecam_term(obj: Objective, real_logits, fake_logits, axis_name=None):
   return regularizers.lecam_penalty(real_logits, fake_logits, anchors), ema
 
 
+def consistency_term(discriminator, params, collections, x, labels, logits, key):
+  """bCR's term for one batch (Zhao et al. 2020, "Improved consistency regularization for GANs", Algorithm 1):
+  E_i (logits_i - D(T x)_i)^2, D's logits [B/pack] of x [B, ...] against those of T x, T a shift by up to
+  round(H / 8) pixels along each axis (`augment.translation_params`), black shifted in, drawn per image from
+  `key`; the gradient reaches D through both passes, as in the paper. The shifted pass's batch statistics
+  are not kept."""
+  key = jax.random.fold_in(key, CONSISTENCY_SALT)
+  shifted = augment.translation(x, augment.translation_params(key, x.shape), fill=augment.BLACK)
+  (shifted_logits, _, _), _ = discriminate(discriminator, params, collections, shifted, labels, key)
+  return jnp.mean(jnp.square(logits - shifted_logits))
+
+
 def augmented(obj: Objective, x, key):
   """x as D sees it: DiffAugment of `obj.augment` with parameters drawn from `key`, then the instance noise
   x + noise_std * N(0, I) drawn from `key` (x itself when both are off)."""
@@ -117,6 +132,7 @@ def objective_from_config(cfg) -> Objective:
       unlabeled_weight=cfg.unlabeled_weight, shift_fakes=cfg.shift_reals if cfg.shift_fakes else 0,
       instance_noise=cfg.instance_noise, instance_noise_steps=cfg.instance_noise_steps,
       instance_noise_hold=cfg.instance_noise_hold, lecam_weight=cfg.lecam_weight, lecam_decay=cfg.lecam_decay,
+      consistency_weight=cfg.consistency_weight,
       augment=tuple(p for p in augment.POLICIES if p in cfg.diffaugment.split(",")) if cfg.diffaugment else ())
 
 
@@ -125,7 +141,8 @@ def classifier_only(obj: Objective) -> bool:
   other term of D's (the plain classifier baseline), so nothing of G's fakes or the unlabelled reals reaches
   D's gradient."""
   return (obj.semi_supervised and obj.unlabeled_weight == 0 and obj.acgan_weight is None
-          and not (obj.gp_weight or obj.r1_weight or obj.lecam_weight or obj.historical_averaging))
+          and not (obj.gp_weight or obj.r1_weight or obj.lecam_weight or obj.consistency_weight
+                   or obj.historical_averaging))
 
 
 def discriminate(discriminator, params, collections, x, labels, key):
@@ -201,6 +218,10 @@ def discriminator_objective(obj: Objective, discriminator, params, collections, 
   if obj.lecam_weight:
     terms["lecam"], lecam_ema = lecam_term(obj, real_logits, fake_logits, axis_name)
     weights["lecam"] = obj.lecam_weight
+  if obj.consistency_weight:
+    terms["consistency"] = (consistency_term(discriminator, params, cols, x_real, y_real, real_logits, keys[0])
+                            + consistency_term(discriminator, params, cols, x_fake, y_fake, fake_logits, keys[1]))
+    weights["consistency"] = obj.consistency_weight
   total = obj.loss.d_loss(real_logits, fake_logits, obj.label_smoothing)
   if obj.semi_supervised:
     supervised, cols = labeled_terms(obj, discriminator, params, cols, labeled, keys[0])

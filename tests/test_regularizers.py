@@ -262,6 +262,55 @@ def test_lecam_enters_d_loss_with_its_weight_and_anchors_held_fixed(tmp_path):
     np.testing.assert_allclose(np.asarray(a - b), 2.5 * np.asarray(c), rtol=1e-4, atol=1e-6)
 
 
+def test_consistency_enters_d_loss_with_its_weight_and_black_shifts_per_image(tmp_path):
+  """bCR: L_D(lambda) - L_D(0) = lambda [mean (D(x) - D(T x))^2 + mean (D(G(z)) - D(T G(z)))^2], T x shifted by
+  hand (numpy, black shifted in) by the shifts drawn from each pass's key, and the gradient is the penalty's
+  through both passes (a planted gray fill, a stop_gradient on either pass, or one batch's shifts reused for
+  the other fail)."""
+  from gan_jax import augment, losses, objectives
+  cfg = toy_config(tmp_path)
+  d = build_nets(cfg, (8, 8, 1)).discriminator
+  rng = np.random.default_rng(0)
+  x_real, x_fake = (jnp.asarray(rng.uniform(-1, 1, size=(16, 8, 8, 1)), jnp.float32) for _ in range(2))
+  params = d.init(jax.random.PRNGKey(0), x_real, None, train=False)["params"]
+  keys = jax.random.split(jax.random.PRNGKey(1), 3)
+  base = objectives.Objective(losses.get_loss("nonsaturating"))
+  on = dataclasses.replace(base, consistency_weight=2.5)
+
+  def objective(obj):
+    return jax.value_and_grad(lambda p: objectives.discriminator_objective(
+        obj, d, p, {}, None, (x_real, None), (x_fake, None), keys), has_aux=True)(params)
+
+  def shifted_by_hand(x, key):  # out[i, j] = x[i + s_h, j + s_w] inside the image, else -1
+    shift = np.asarray(augment.translation_params(jax.random.fold_in(key, objectives.CONSISTENCY_SALT), x.shape))
+    assert np.abs(shift).max() == 1 and len(np.unique(shift, axis=0)) > 3  # round(8 / 8) = 1 px, per image
+    x, out = np.asarray(x), np.full(x.shape, -1.0, np.float32)
+    for b, (sh, sw) in enumerate(shift):
+      for i in range(8):
+        for j in range(8):
+          if 0 <= i + sh < 8 and 0 <= j + sw < 8:
+            out[b, i, j] = x[b, i + sh, j + sw]
+    return jnp.asarray(out)
+
+  shifted = [shifted_by_hand(x_real, keys[0]), shifted_by_hand(x_fake, keys[1])]
+
+  def penalty(p):
+    def logits(x, key):
+      return objectives.discriminate(d, p, {}, x, None, key)[0][0]
+    key_r, key_f = (jax.random.fold_in(k, objectives.CONSISTENCY_SALT) for k in keys[:2])
+    return (jnp.mean(jnp.square(logits(x_real, keys[0]) - logits(shifted[0], key_r)))
+            + jnp.mean(jnp.square(logits(x_fake, keys[1]) - logits(shifted[1], key_f))))
+
+  (total_on, (*_, terms, _)), grads_on = objective(on)
+  (total_off, _), grads_off = objective(base)
+  expected, penalty_grads = jax.value_and_grad(penalty)(params)
+  assert float(expected) > 1e-3
+  np.testing.assert_allclose(float(terms["consistency"]), float(expected), rtol=1e-5)
+  np.testing.assert_allclose(float(total_on - total_off), 2.5 * float(expected), rtol=1e-4)
+  for a, b, c in zip(jax.tree.leaves(grads_on), jax.tree.leaves(grads_off), jax.tree.leaves(penalty_grads)):
+    np.testing.assert_allclose(np.asarray(a - b), 2.5 * np.asarray(c), rtol=1e-4, atol=1e-6)
+
+
 @pytest.mark.integration
 def test_lecam_on_eight_devices_equals_one_and_off_adds_no_state(tmp_path):
   """The anchors average the global batch: one iteration on 8 devices gives the penalty and moving averages of
