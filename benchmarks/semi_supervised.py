@@ -69,12 +69,6 @@ ROWS = {
     "gan100_11k": Row("semi-supervised GAN, 11,000 iterations (instance noise held to 4,000, 0 at 7,000)", 100,
                       ("--labeled_examples=100", "--train_steps=11000", "--instance_noise_hold=4000",
                        "--instance_noise_steps=7000"), 5),
-    # The same 11,000 iterations with both rates cosine-decayed from 3e-3 (as the DCGAN recipe's) and the instance
-    # noise at 1.0 while held (0.8 lost G on the Xeon VM's seed 1 from the start; 1.0 held it to 2,500).
-    "gan100_11k_cosine": Row("semi-supervised GAN, 11,000 iterations, rates cosine-decayed, instance noise 1.0 held "
-                             "to 4,000, 0 at 7,000", 100,
-                             ("--labeled_examples=100", "--train_steps=11000", "--lr_schedule=cosine",
-                              "--instance_noise=1.0", "--instance_noise_hold=4000", "--instance_noise_steps=7000"), 5),
     "dcgan_gan100": Row("our DCGAN D (width 32) as the K+1-class D, feature matching", 100,
                         ("--labeled_examples=100", *DCGAN_FLAGS), 3),
     "dcgan_gan100_cosine": Row("our DCGAN D (width 32) as the K+1-class D, feature matching, its rates cosine-decayed",
