@@ -60,6 +60,8 @@ def _check_names(cfg: Config):
           f"augments images, and --dataset={cfg.dataset} holds points")
   require(not (cfg.shift_reals and cfg.is_toy), "shift_reals", cfg.shift_reals,
           f"shifts images, and --dataset={cfg.dataset} holds points")
+  require(not (cfg.consistency_weight and cfg.is_toy), "consistency_weight", cfg.consistency_weight,
+          f"compares D on shifted images, and --dataset={cfg.dataset} holds points")
   require(0 <= cfg.shift_reals <= cfg.resolution // 4 or cfg.is_toy, "shift_reals", cfg.shift_reals,
           f"a shift of 0 (off) to a quarter of the image side ({cfg.resolution // 4} px at --resolution={cfg.resolution})")
   require(not cfg.shift_fakes or cfg.shift_reals > 0, "shift_fakes", cfg.shift_fakes,

@@ -73,9 +73,10 @@ def test_gradients_reach_g_through_the_augmentation(tmp_path):
 
 @pytest.mark.parametrize("module_name,function,on", [
     ("augment", "diff_augment", dict(diffaugment="color,translation,cutout")),
-    ("steps", "shifted_reals", dict(shift_reals=2))])
+    ("steps", "shifted_reals", dict(shift_reals=2)),
+    ("objectives", "consistency_term", dict(consistency_weight=10.0))])
 def test_off_never_calls_it_and_on_trains_and_resumes_exactly(tmp_path, monkeypatch, module_name, function, on):
-  """DiffAugment and --shift_reals: off, the step never calls the transform; on, a run resumes bitwise."""
+  """DiffAugment, --shift_reals and bCR: off, the step never calls the transform; on, a run resumes bitwise."""
   import importlib
   def never(*args):
     raise AssertionError(f"{function} called with {on} off")
@@ -91,6 +92,7 @@ def test_off_never_calls_it_and_on_trains_and_resumes_exactly(tmp_path, monkeypa
 
 @pytest.mark.parametrize("overrides,message", [
     (dict(dataset="ring", model="mlp", diffaugment="color"), r"--diffaugment=color: augments images"),
+    (dict(dataset="ring", model="mlp", consistency_weight=1.0), r"--consistency_weight=1.0: compares D on shifted"),
     (dict(diffaugment="color,flip"), r"a comma-separated subset of color, translation, cutout"),
     (dict(diffaugment="cutout", feature_matching=True), r"does not combine with --feature_matching")])
 def test_bad_policies_are_refused(tmp_path, overrides, message):
