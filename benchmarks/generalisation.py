@@ -70,6 +70,7 @@ CANDIDATES = {
     # digit shifted by up to 4 px alike.
     "w64_d16_bcr10": ["--width=64", "--consistency_weight=10"],
     "w64_d16_bcr1": ["--width=64", "--consistency_weight=1"],
+    "w64_d16_bcr01": ["--width=64", "--consistency_weight=0.1"],
     # Instance noise (Sonderby et al. 2017) on every image D judges, its std falling linearly to 0 at the last
     # step: D cannot single out the 4,000 training digits' exact pixels while it is on.
     "w64_d16_inoise01": ["--width=64", "--instance_noise=0.1", "--instance_noise_steps=12000"],
