@@ -137,9 +137,7 @@ def _check_numbers(cfg: Config):
             "acgan_weight weighs the AC-GAN terms: needs --conditioning=acgan")
   require(cfg.num_devices >= 0, "num_devices", cfg.num_devices, "must be 0 (all) or positive")
   for flag in ("d_input_noise", "instance_noise", "gp_weight", "r1_weight", "lecam_weight", "consistency_weight",
-               "weight_clip",
-               "historical_averaging",
-               "acgan_weight", "virtual_batch_norm", "minibatch_discrimination"):
+               "weight_clip", "historical_averaging", "acgan_weight", "virtual_batch_norm", "minibatch_discrimination"):
     require(getattr(cfg, flag) >= 0, flag, getattr(cfg, flag), "must be >= 0 (0 turns it off)")
   for flag in ("label_smoothing", "d_dropout", "ema_decay", "d_ema_decay", "beta1", "adam_eps_root_g",
                "adam_eps_root_d"):
