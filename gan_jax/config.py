@@ -181,12 +181,12 @@ class Config:
                                "CIFAR): D's loss gains lambda (E relu(D(x) - alpha_F)^2 + E relu(alpha_R - "
                                "D(G(z)))^2), alpha the moving averages of D's mean real and fake logits; 0: off.",
                                _on_off_is_shape)
+  lecam_decay: float = _field(0.99, "The decay of --lecam_weight's moving averages (zero-debiased, as the paper's "
+                              "StyleGAN2 code).", TRAJECTORY)
   consistency_weight: float = _field(0.0, "Balanced consistency regularisation weight lambda (bCR, Zhao et al. 2020; "
                                      "10 in the paper): D's loss gains lambda (E (D(x) - D(T x))^2 + E (D(G(z)) - "
                                      "D(T G(z)))^2) on its logits, T a shift by up to 1/8 of the image along each axis "
                                      "(black shifted in), drawn per image; 0: off.", TRAJECTORY)
-  lecam_decay: float = _field(0.99, "The decay of --lecam_weight's moving averages (zero-debiased, as the paper's "
-                              "StyleGAN2 code).", TRAJECTORY)
   batch_size: int = _field(64, "Global batch size (all devices together).", TRAJECTORY)
   train_steps: int = _field(10000, "Iterations to train for (each --d_steps D and --g_steps G steps).", _schedule_length)
   lr_g: float = _field(2e-4, "Generator Adam learning rate.", TRAJECTORY)
